@@ -1,0 +1,190 @@
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { redactUrl } from '../config/config.js';
+import type { SeckillConfig } from '../config/config.js';
+import { openDatabase } from '../db/open-database.js';
+import type { SeckillDatabase } from '../db/seckill-database.js';
+import { buildApi } from '../http/app.js';
+import { SeckillMetrics } from '../ops/metrics.js';
+import { Checkout } from '../orders/checkout.js';
+import { OrderBook } from '../orders/order-book.js';
+import { OrderWriter } from '../orders/order-writer.js';
+import { PaymentWindow } from '../orders/payment-window.js';
+import { Reconciler } from '../orders/reconciler.js';
+import { SaleCatalog } from '../orders/sale-catalog.js';
+import { createStockStore, MemoryStockStore } from '../stock/index.js';
+import type { StockStore } from '../stock/stock-store.js';
+
+/** A running Seckill process: the roles it was asked for, and how to stop it cleanly. */
+export interface SeckillNode {
+  /** `http://host:port` when the api role runs. */
+  readonly url: string | undefined;
+  readonly config: SeckillConfig;
+  readonly db: SeckillDatabase;
+  readonly store: StockStore;
+  readonly reconciler: Reconciler;
+  readonly writer: OrderWriter | undefined;
+  readonly paymentWindow: PaymentWindow;
+  readonly api: FastifyInstance | undefined;
+  readonly log: Logger;
+  /**
+   * Drains and stops: stops being ready, waits `drainMs` so balancers notice, finishes
+   * in-flight requests, lets the writer commit the batch in hand, then closes connections.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
+}
+
+export interface StartNodeOptions {
+  readonly log?: Logger;
+  /** Apply database migrations first (the single-process start does; a cluster's primary does it once). */
+  readonly migrate?: boolean;
+  /** Name of this process's order writer in the consumer group. */
+  readonly consumer?: string;
+}
+
+/**
+ * Starts one Seckill process with the roles in `config.roles`: connects the database and
+ * the stock store, rebuilds in-process stock from the database when the store is memory,
+ * then starts the order writer and payment-window sweeps (writer role) and the HTTP API
+ * (api role).
+ */
+export async function startNode(config: SeckillConfig, options: StartNodeOptions = {}): Promise<SeckillNode> {
+  const log = options.log ?? pino({ level: config.logLevel, name: 'seckill' });
+  const db = await openDatabase(config.databaseUrl);
+  let store: StockStore | undefined;
+  try {
+    if (options.migrate ?? true) {
+      const outcome = await db.migrate();
+      if (outcome.error) {
+        throw new Error(`database migration failed after applying [${outcome.applied.join(', ')}]: ${outcome.error.message}`, { cause: outcome.error });
+      }
+    }
+    store = await createStockStore({
+      redisUrl: config.redisUrl,
+      keyPrefix: config.redisKeyPrefix,
+      durability: config.durability,
+      replicaTimeoutMs: config.replicaTimeoutMs,
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+    });
+  } catch (err) {
+    await store?.close().catch(() => undefined);
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+  // Assigned in the try above, which rethrows on failure.
+  const stockStore: StockStore = store!;
+  const metrics = new SeckillMetrics();
+  const catalog = new SaleCatalog(db);
+  const reconciler = new Reconciler(db, stockStore);
+  const paymentWindow = new PaymentWindow(db, stockStore, catalog, metrics, log, config.expiryIntervalMs);
+  const orders = new OrderBook(db, stockStore, paymentWindow);
+  const checkout = new Checkout(stockStore, catalog, { rateLimitPerUser: config.rateLimitPerUser, rateLimitPerIp: config.rateLimitPerIp });
+  let accepting = false;
+
+  if (stockStore instanceof MemoryStockStore) {
+    // The in-process store starts empty: rebuild every sale from the database (I5).
+    const report = await reconciler.run({ repair: true });
+    const failed = report.sales.filter((s) => s.error);
+    if (failed.length > 0) throw new Error(`could not load the stock of sales ${failed.map((s) => `${s.saleId} (${s.error})`).join(', ')}`);
+  }
+
+  let writer: OrderWriter | undefined;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let reconciling: Promise<unknown> | undefined;
+  if (config.roles.includes('writer')) {
+    writer = new OrderWriter(db, stockStore, catalog, metrics, log, {
+      consumer: options.consumer ?? `${hostname()}:${process.pid}`,
+      batchSize: config.writerBatchSize,
+      claimIdleMs: config.writerClaimIdleMs,
+    });
+    if (stockStore instanceof MemoryStockStore) stockStore.onEnqueue(() => writer!.nudge());
+    writer.start();
+    paymentWindow.start();
+    if (config.reconcileIntervalMs > 0) {
+      const tick = (): void => {
+        reconciling = reconciler
+          .run({ repair: true, onlyMissing: true, activeAt: Date.now() })
+          .then((report) => {
+            for (const finding of report.sales) {
+              if (finding.repaired) log.warn({ sale: finding }, 'reconciler: rebuilt the lost stock state of a sale');
+              if (finding.error) log.error({ saleId: finding.saleId, error: finding.error }, 'reconciler: could not check a sale');
+            }
+          })
+          .catch((err: unknown) => log.warn({ err }, 'reconciler: run failed; retrying next interval'))
+          .finally(() => {
+            if (reconcileTimer) reconcileTimer = setTimeout(tick, config.reconcileIntervalMs);
+          });
+      };
+      reconcileTimer = setTimeout(tick, config.reconcileIntervalMs);
+    }
+  }
+
+  metrics.observe({
+    async remainingBySale() {
+      const now = Date.now();
+      const result = new Map<number, number>();
+      for (const sale of catalog.known()) {
+        if (sale.startsAt > now || sale.endsAt <= now) continue;
+        const snapshot = await stockStore.snapshot(sale.id);
+        if (snapshot) result.set(sale.id, snapshot.remaining);
+      }
+      return result;
+    },
+    async pendingOrders() {
+      let pending = 0;
+      for (const saleId of await stockStore.saleIds()) pending += (await stockStore.snapshot(saleId))?.pending ?? 0;
+      return pending;
+    },
+  });
+
+  let api: FastifyInstance | undefined;
+  let url: string | undefined;
+  if (config.roles.includes('api')) {
+    api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
+    try {
+      url = await api.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      await writer?.stop();
+      await paymentWindow.stop();
+      await stockStore.close();
+      await db.close();
+      throw err;
+    }
+  }
+  accepting = true;
+  log.info(
+    { url, roles: config.roles, database: redactUrl(config.databaseUrl), stockStore: stockStore.kind, durability: config.durability },
+    'seckill node started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    config,
+    db,
+    store: stockStore,
+    reconciler,
+    writer,
+    paymentWindow,
+    api,
+    log,
+    close({ drainMs = 0 } = {}) {
+      closing ??= (async () => {
+        accepting = false;
+        if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+        await api?.close();
+        clearTimeout(reconcileTimer);
+        reconcileTimer = undefined;
+        await reconciling;
+        await writer?.stop();
+        await paymentWindow.stop();
+        await stockStore.close();
+        await db.close();
+        log.info('seckill node stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { ConfigError } from '../config/index.js';
+import { AdminApiError } from './admin-client.js';
+import { migrateCommand, reconcileCommand, saleCreateCommand, saleListCommand, tokenCommand } from './admin-commands.js';
+import type { GlobalOptions } from './cli-config.js';
+import { demoCommand } from './demo-command.js';
+import { startCommand } from './start-command.js';
+
+/** Runs a command's action; expected failures print one clear line and exit 1, not a stack trace. */
+function action<A extends unknown[]>(run: (...args: A) => Promise<number | void> | number | void) {
+  return async (...args: A): Promise<void> => {
+    try {
+      const code = await run(...args);
+      if (typeof code === 'number') process.exitCode = code;
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof AdminApiError) {
+        process.stderr.write(`seckill: ${err.message}\n`);
+      } else {
+        process.stderr.write(`seckill: ${(err as Error).stack ?? String(err)}\n`);
+      }
+      process.exitCode = 1;
+    }
+  };
+}
+
+const program = new Command('seckill')
+  .description('Flash-sale service that never oversells, loses no order, and proves its backups restore')
+  .option('-c, --config <file>', 'JSON configuration file (environment SECKILL_* variables override it)')
+  .showHelpAfterError();
+const global = (): GlobalOptions => program.opts<GlobalOptions>();
+
+program
+  .command('start')
+  .description('start the service (api and writer roles by default)')
+  .option('--workers <n>', 'worker processes (node cluster; needs SECKILL_REDIS_URL for more than 1)')
+  .option('--role <roles>', 'comma-separated roles: api, writer')
+  .option('--host <host>', 'address to listen on')
+  .option('--port <port>', 'port to listen on')
+  .action(action((options) => startCommand(global(), options)));
+
+program
+  .command('migrate')
+  .description('bring the database schema up to date')
+  .action(action(() => migrateCommand(global())));
+
+const sale = program.command('sale').description('manage sales on the running server');
+sale
+  .command('create')
+  .description('create a sale and load its stock')
+  .requiredOption('--name <name>', 'sale name')
+  .requiredOption('--stock <units>', 'units for sale (1..10,000,000)')
+  .option('--starts-at <iso>', 'start time, ISO 8601 (default: now)')
+  .option('--ends-at <iso>', 'end time, ISO 8601 (default: start + --duration-minutes)')
+  .option('--duration-minutes <m>', 'length of the sale when --ends-at is not given', '60')
+  .option('--payment-window <seconds>', 'seconds a buyer has to pay (default 900)')
+  .option('--url <url>', 'server base URL (default from configuration)')
+  .option('--json', 'print the created sale as JSON')
+  .action(action((options) => saleCreateCommand(global(), options)));
+sale
+  .command('list')
+  .description('list sales, newest first')
+  .option('--url <url>', 'server base URL (default from configuration)')
+  .option('--json', 'print JSON')
+  .action(action((options) => saleListCommand(global(), options)));
+
+program
+  .command('token')
+  .description('print a user token (JWT, HS256) signed with the configured secret')
+  .requiredOption('--user <id>', 'user id (the token subject)')
+  .option('--ttl <seconds>', 'lifetime in seconds', '3600')
+  .action(action((options) => tokenCommand(global(), options)));
+
+program
+  .command('reconcile')
+  .description('compare every sale\'s stock state with the database; --repair rebuilds what is missing or wrong')
+  .option('--repair', 'rebuild sales that are missing or drifted (each pauses briefly)')
+  .option('--sale <id>', 'only this sale')
+  .option('--url <url>', 'server base URL (default from configuration)')
+  .option('--json', 'print the report as JSON')
+  .action(action((options) => reconcileCommand(global(), options)));
+
+program
+  .command('demo')
+  .description('rush a new sale with a simulated crowd and check nothing was oversold, duplicated or lost')
+  .option('--buyers <n>', 'distinct buyers', '5000')
+  .option('--stock <n>', 'units for sale', '500')
+  .option('--concurrency <n>', 'requests in flight', '64')
+  .option('--url <url>', 'server base URL (default from configuration)')
+  .option('--json', 'print the summary as JSON')
+  .action(action((options) => demoCommand(global(), options)));
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,100 @@
+import cluster from 'node:cluster';
+import { hostname } from 'node:os';
+import { pino } from 'pino';
+import { startNode } from '../app/seckill-node.js';
+import type { SeckillConfig } from '../config/index.js';
+import { openDatabase } from '../db/open-database.js';
+import { commandConfigWithSecrets, serverUrl } from './cli-config.js';
+import type { GlobalOptions } from './cli-config.js';
+
+export interface StartOptions {
+  readonly workers?: string;
+  readonly role?: string;
+  readonly host?: string;
+  readonly port?: string;
+}
+
+/** The copy-paste block shown once, on the first start, when the secrets were just generated. */
+function tryItBlock(config: SeckillConfig): string {
+  const base = serverUrl(config);
+  return [
+    '',
+    '  Seckill is running. First start: an admin token and a JWT secret were generated into',
+    `  ${config.dataDir}/secrets.json (mode 0600). They are shown here once; keep them safe.`,
+    '',
+    '  Try it (in another terminal):',
+    '',
+    `    ADMIN=${config.adminToken}`,
+    `    curl -s -X POST ${base}/api/admin/sales -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' \\`,
+    `      -d "{\\"name\\":\\"demo\\",\\"stock\\":100,\\"startsAt\\":\\"$(date -u +%FT%TZ)\\",\\"endsAt\\":\\"$(date -u -d '+1 hour' +%FT%TZ)\\"}"`,
+    `    TOKEN=$(SECKILL_DATA_DIR=${config.dataDir} node ${process.argv[1]} token --user alice)`,
+    `    curl -s -X POST ${base}/api/sales/1/purchase -H "authorization: Bearer $TOKEN"`,
+    `    curl -s ${base}/api/admin/sales/1/stats -H "authorization: Bearer $ADMIN"`,
+    '',
+    `  Or watch a crowd of 5,000 buyers go for 500 units:  SECKILL_DATA_DIR=${config.dataDir} node ${process.argv[1]} demo --url ${base}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * `seckill start`: one process, or with `--workers N` a node cluster whose primary migrates
+ * the database once and keeps N workers running. SIGTERM/SIGINT drain and stop.
+ */
+export async function startCommand(global: GlobalOptions, options: StartOptions): Promise<void> {
+  const { config, generated } = commandConfigWithSecrets(global, {
+    workers: options.workers,
+    roles: options.role,
+    host: options.host,
+    port: options.port,
+  });
+  const log = pino({ level: config.logLevel, name: 'seckill' });
+
+  if (config.workers > 1 && cluster.isPrimary) {
+    const db = await openDatabase(config.databaseUrl);
+    try {
+      const outcome = await db.migrate();
+      if (outcome.error) throw outcome.error;
+    } finally {
+      await db.close();
+    }
+    let stopping = false;
+    const indexOf = new Map<number, number>();
+    const fork = (index: number): void => {
+      indexOf.set(cluster.fork({ SECKILL_WORKER_INDEX: String(index) }).id, index);
+    };
+    for (let i = 0; i < config.workers; i++) fork(i);
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) return;
+      log.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+      fork(indexOf.get(worker.id) ?? 0);
+    });
+    const stop = (): void => {
+      stopping = true;
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    if (generated) process.stdout.write(`${tryItBlock(config)}\n`);
+    return;
+  }
+
+  const index = process.env.SECKILL_WORKER_INDEX ?? '0';
+  const node = await startNode(config, {
+    log,
+    migrate: cluster.isPrimary,
+    consumer: `${hostname()}:${process.pid}:${index}`,
+  });
+  if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
+  const shutdown = (signal: string): void => {
+    log.info({ signal }, 'stopping: draining in-flight requests and the writer batch');
+    node.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

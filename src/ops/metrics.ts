@@ -1,0 +1,117 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What one purchase attempt ended as, for `seckill_purchases_total{outcome}`. */
+export type PurchaseOutcome =
+  | 'reserved'
+  | 'existing'
+  | 'sold_out'
+  | 'not_active'
+  | 'not_found'
+  | 'rate_limited'
+  | 'unavailable';
+
+/** Live values the metrics read when scraped; supplied by the running node. */
+export interface MetricsSources {
+  /** Remaining units per active sale. */
+  remainingBySale(): Promise<ReadonlyMap<number, number>>;
+  /** Accepted orders not yet written to the database, over all sales. */
+  pendingOrders(): Promise<number>;
+}
+
+/**
+ * The Prometheus metrics of one process (`GET /metrics`). Counters are updated on the
+ * purchase path; values that need a look-up are read only when scraped.
+ */
+export class SeckillMetrics {
+  readonly registry = new Registry();
+  readonly purchases: Counter<'outcome'>;
+  readonly purchaseSeconds: Histogram;
+  readonly ordersPersisted: Counter;
+  readonly ordersRejected: Counter<'reason'>;
+  readonly ordersDeadLettered: Counter;
+  readonly ordersExpired: Counter;
+  readonly unitsReleased: Counter;
+  readonly writerErrors: Counter;
+  /** Age of the oldest order in the newest batch the writer committed. */
+  readonly writerLagSeconds: Gauge;
+  #sources: MetricsSources | undefined;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'seckill_process_' });
+    this.purchases = new Counter({
+      name: 'seckill_purchases_total',
+      help: 'Purchase attempts by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.purchaseSeconds = new Histogram({
+      name: 'seckill_purchase_duration_seconds',
+      help: 'Time to answer a purchase attempt',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.ordersPersisted = new Counter({
+      name: 'seckill_orders_persisted_total',
+      help: 'Accepted orders written to the database',
+      registers,
+    });
+    this.ordersRejected = new Counter({
+      name: 'seckill_orders_rejected_total',
+      help: 'Accepted orders the database refused (sold_out: the stock store had oversold; duplicate_user)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.ordersDeadLettered = new Counter({
+      name: 'seckill_orders_dead_lettered_total',
+      help: 'Queue entries moved to the dead-letter queue',
+      registers,
+    });
+    this.ordersExpired = new Counter({
+      name: 'seckill_orders_expired_total',
+      help: 'Unpaid orders expired at the end of their payment window',
+      registers,
+    });
+    this.unitsReleased = new Counter({
+      name: 'seckill_units_released_total',
+      help: 'Units given back to sale (expired, cancelled, rejected orders)',
+      registers,
+    });
+    this.writerErrors = new Counter({
+      name: 'seckill_writer_errors_total',
+      help: 'Order writer batches that failed and will be retried',
+      registers,
+    });
+    this.writerLagSeconds = new Gauge({
+      name: 'seckill_writer_lag_seconds',
+      help: 'Age of the oldest order in the last batch written to the database',
+      registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: 'seckill_sale_remaining',
+      help: 'Units still for sale, per active sale',
+      labelNames: ['sale'],
+      registers,
+      async collect() {
+        this.reset();
+        const remaining = await metrics.#sources?.remainingBySale().catch(() => undefined);
+        for (const [sale, units] of remaining ?? []) this.set({ sale: String(sale) }, units);
+      },
+    });
+    new Gauge({
+      name: 'seckill_orders_pending',
+      help: 'Accepted orders not yet written to the database',
+      registers,
+      async collect() {
+        const pending = await metrics.#sources?.pendingOrders().catch(() => undefined);
+        if (pending !== undefined) this.set(pending);
+      },
+    });
+  }
+
+  /** Connects the scrape-time gauges to the running node. */
+  observe(sources: MetricsSources): void {
+    this.#sources = sources;
+  }
+}

@@ -1,0 +1,427 @@
+import { Redis } from 'ioredis';
+import type {
+  QueuedOrder,
+  ReleaseCode,
+  ReserveRequest,
+  ReserveResult,
+  SaleStockSnapshot,
+  SaleWarmup,
+  StockStore,
+} from '../stock-store.js';
+import { ReserveCode } from '../stock-store.js';
+import { checkWarmup } from '../warmup-check.js';
+import { StockKeys } from './stock-keys.js';
+import { StockScripts, toQueuedOrder } from './stock-scripts.js';
+
+/**
+ * When a reservation counts as durable: `leader` once the Redis primary has it, `replica`
+ * once at least one replica confirmed it too (`WAIT 1`), which survives a failover.
+ */
+export type Durability = 'leader' | 'replica';
+
+/** Options of {@link RedisStockStore}. */
+export interface RedisStockStoreOptions {
+  /** Put in front of every key. Default `seckill:`. */
+  readonly keyPrefix?: string;
+  /** Default `leader`. */
+  readonly durability?: Durability;
+  /** How long `WAIT` waits for a replica with `durability: replica`. Default 250; must be below commandTimeoutMs. */
+  readonly replicaTimeoutMs?: number;
+  /** Fail a command not answered within this time. Default 1000. Applies to clients this store creates. */
+  readonly commandTimeoutMs?: number;
+  /** How long {@link RedisStockStore.connect} waits for the connection. Default 10000. */
+  readonly connectTimeoutMs?: number;
+}
+
+type ResolvedOptions = Required<RedisStockStoreOptions>;
+
+/** Consumer group of the order writers on every sale's orders stream. */
+const WRITERS_GROUP = 'writers';
+/** Buyers or released orders sent per command while warming a large sale. */
+const WARM_CHUNK = 1000;
+/** An abandoned warm-up's staged keys disappear after this. */
+const STAGING_TTL_MS = 10 * 60_000;
+/** Stream entries read per command when listing a queue. */
+const QUEUE_PAGE = 1000;
+/** Reservations remembered for `durability: replica` until awaited; the oldest are forgotten first. */
+const MAX_UNCONFIRMED = 65_536;
+
+/**
+ * The stock store over Redis (ioredis). Each operation on a sale is one Lua script over the
+ * sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on Redis Cluster
+ * because all keys of a sale share one hash tag.
+ *
+ * Clients this store creates fail fast instead of queueing: no offline queue, no retries,
+ * a command timeout. Calls made while Redis is unreachable reject at once, and
+ * {@link RedisStockStore.ping} answers false.
+ *
+ * @example
+ * ```ts
+ * const store = await RedisStockStore.connect('redis://127.0.0.1:6379/0', { durability: 'replica' });
+ * ```
+ */
+export class RedisStockStore implements StockStore {
+  readonly kind = 'redis';
+  readonly #client: Redis;
+  readonly #ownsClient: boolean;
+  readonly #options: ResolvedOptions;
+  readonly #keys: StockKeys;
+  readonly #scripts: StockScripts;
+  /** Counts connections made ready: a `WAIT` only covers writes made on its own connection. */
+  #connection = 0;
+  readonly #onReady = (): void => {
+    this.#connection += 1;
+  };
+  /** Connection each reservation was made on, by `<saleId>:<orderId>`, until awaited. */
+  readonly #unconfirmed = new Map<string, number>();
+  /** The next `WAIT`, not sent yet, that new waiters join. */
+  #nextWait: Promise<{ readonly replicas: number; readonly connection: number }> | null = null;
+  /** The `WAIT` on the wire, if any. */
+  #waitInFlight: Promise<unknown> | null = null;
+  #readTurn = 0;
+
+  /**
+   * Creates a store and waits until Redis answers.
+   *
+   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   * @throws when Redis cannot be reached within `connectTimeoutMs`.
+   */
+  static async connect(connection: string | Redis, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
+    const store = new RedisStockStore(connection, options);
+    try {
+      await store.#whenReady(typeof connection === 'string' ? connection : undefined);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  /**
+   * Prefer {@link RedisStockStore.connect}: a store made here from a URL connects in the
+   * background and refuses calls until connected.
+   *
+   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   */
+  constructor(connection: string | Redis, options: RedisStockStoreOptions = {}) {
+    this.#options = resolveOptions(options);
+    this.#ownsClient = typeof connection === 'string';
+    const clientTimeout = typeof connection === 'string' ? this.#options.commandTimeoutMs : connection.options.commandTimeout;
+    if (this.#options.durability === 'replica' && clientTimeout !== undefined && this.#options.replicaTimeoutMs >= clientTimeout) {
+      throw new RangeError(
+        `replicaTimeoutMs (${this.#options.replicaTimeoutMs}) must be below the client's command timeout (${clientTimeout}): ` +
+          'otherwise WAIT times out as a failed command; lower replicaTimeoutMs or raise commandTimeoutMs',
+      );
+    }
+    this.#client = typeof connection === 'string' ? createClient(connection, this.#options) : connection;
+    this.#keys = new StockKeys(this.#options.keyPrefix);
+    this.#scripts = new StockScripts(this.#client);
+    if (this.#client.status === 'ready') this.#connection = 1;
+    this.#client.on('ready', this.#onReady);
+  }
+
+  /**
+   * Pauses the sale, loads buyers and released orders in chunks under staging keys, then swaps
+   * them in and sets the epoch in one script. If it fails half-way the sale stays paused
+   * (refusing purchases) until a warm-up succeeds: a half-loaded sale never sells.
+   */
+  async warm(warmup: SaleWarmup): Promise<void> {
+    const checked = checkWarmup(warmup);
+    const keys = this.#keys.sale(checked.saleId);
+    const staging = this.#keys.staging(checked.saleId, checked.epoch);
+    await this.#client.sadd(this.#keys.registry, checked.saleId);
+    // Paused from the first chunk on: buyers still loading must not be able to buy again.
+    await this.#client.hdel(keys.state, 'epoch');
+    await this.#client.del(staging.buyers, staging.released);
+    for (let i = 0; i < checked.buyers.length; i += WARM_CHUNK) {
+      const chunk = checked.buyers.slice(i, i + WARM_CHUNK).flat();
+      await Promise.all([this.#client.hset(staging.buyers, ...chunk), this.#client.pexpire(staging.buyers, STAGING_TTL_MS)]);
+    }
+    for (let i = 0; i < checked.released.length; i += WARM_CHUNK) {
+      const chunk = checked.released.slice(i, i + WARM_CHUNK);
+      await Promise.all([this.#client.sadd(staging.released, ...chunk), this.#client.pexpire(staging.released, STAGING_TTL_MS)]);
+    }
+    await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP);
+  }
+
+  async reserve(request: ReserveRequest): Promise<ReserveResult> {
+    const keys = this.#keys.sale(request.saleId);
+    const attempts = this.#keys.userAttempts(request.saleId, request.userId, Math.floor(request.now / 1000));
+    const result = await this.#scripts.reserve(keys, attempts, request);
+    if (result.code === ReserveCode.Reserved && this.#options.durability === 'replica') {
+      this.#rememberUnconfirmed(`${request.saleId}:${request.orderId}`);
+    }
+    return result;
+  }
+
+  /**
+   * `leader`: true at once. `replica`: true when a replica confirmed the reservation within
+   * `replicaTimeoutMs`; false when none did, or the connection changed since the reservation
+   * (a `WAIT` on a new connection proves nothing about writes made on the old one).
+   */
+  async awaitDurable(saleId: number, orderId: string): Promise<boolean> {
+    if (this.#options.durability === 'leader') return true;
+    const key = `${saleId}:${orderId}`;
+    const madeOn = this.#unconfirmed.get(key) ?? this.#connection;
+    this.#unconfirmed.delete(key);
+    try {
+      const { replicas, connection } = await this.#joinNextWait();
+      return replicas >= 1 && connection === madeOn;
+    } catch {
+      return false;
+    }
+  }
+
+  release(saleId: number, orderId: string): Promise<ReleaseCode> {
+    return this.#scripts.release(this.#keys.sale(saleId), orderId);
+  }
+
+  async snapshot(saleId: number): Promise<SaleStockSnapshot | null> {
+    const keys = this.#keys.sale(saleId);
+    const replies = await this.#client.multi().hmget(keys.state, 'remaining', 'epoch').xlen(keys.orders).exec();
+    if (!replies) throw new Error(`snapshot of sale ${saleId}: the transaction was aborted; retry`);
+    const [[stateError, state], [lengthError, length]] = replies as [[Error | null, (string | null)[]], [Error | null, number]];
+    if (stateError ?? lengthError) throw stateError ?? lengthError;
+    const [remaining, epoch] = state;
+    if (remaining === null || epoch === null) return null;
+    return { remaining: Number(remaining), epoch, pending: length };
+  }
+
+  async pause(saleId: number): Promise<void> {
+    await this.#client.hdel(this.#keys.sale(saleId).state, 'epoch');
+  }
+
+  findQueued(saleId: number, orderId: string): Promise<string | null> {
+    return this.#client.hget(this.#keys.sale(saleId).holders, orderId);
+  }
+
+  async queuedOrders(saleId: number): Promise<QueuedOrder[]> {
+    const stream = this.#keys.sale(saleId).orders;
+    const deliveries = await this.#deliveriesOf(stream);
+    const orders: QueuedOrder[] = [];
+    for (let start = '-'; ; ) {
+      const page = await this.#client.xrange(stream, start, '+', 'COUNT', QUEUE_PAGE);
+      for (const [entryId, fields] of page) {
+        orders.push(toQueuedOrder(saleId, entryId, deliveries.get(entryId) ?? 0, fields));
+      }
+      if (page.length < QUEUE_PAGE) return orders;
+      start = `(${page[page.length - 1][0]}`;
+    }
+  }
+
+  async saleIds(): Promise<number[]> {
+    const ids = await this.#client.smembers(this.#keys.registry);
+    return ids.map(Number).sort((a, b) => a - b);
+  }
+
+  /**
+   * One script call per sale, pipelined into one round trip (and valid on Redis Cluster, where
+   * sales live in different slots). `count` is shared out among the sales; a sale whose stream
+   * or group is gone and that has no epoch yields nothing until it is warmed again.
+   */
+  async readOrders(
+    consumer: string,
+    saleIds: readonly number[],
+    count: number,
+    claimIdleMs: number,
+  ): Promise<QueuedOrder[]> {
+    const quotas = shareOut(count, saleIds.length, this.#readTurn++);
+    const reads = saleIds.flatMap((saleId, i) =>
+      quotas[i] > 0
+        ? [this.#scripts.read(saleId, this.#keys.sale(saleId), WRITERS_GROUP, consumer, quotas[i], Math.max(0, claimIdleMs))]
+        : [],
+    );
+    return (await Promise.all(reads)).flat();
+  }
+
+  async ackOrders(saleId: number, entryIds: readonly string[]): Promise<void> {
+    if (entryIds.length === 0) return;
+    await this.#scripts.ack(this.#keys.sale(saleId), WRITERS_GROUP, entryIds);
+  }
+
+  async deadLetter(order: QueuedOrder, reason: string): Promise<void> {
+    await this.#scripts.deadLetter(this.#keys.sale(order.saleId), WRITERS_GROUP, order, reason);
+  }
+
+  async allowIp(ip: string, limit: number, now: number): Promise<boolean> {
+    if (limit <= 0) return true;
+    const key = this.#keys.ipRequests(ip, Math.floor(now / 1000));
+    // Outlives its second so small clock differences between API nodes cannot reset a count.
+    const replies = await this.#client.multi().incr(key).pexpire(key, 2000).exec();
+    const [error, requests] = replies?.[0] ?? [new Error('transaction aborted'), 0];
+    if (error) throw error;
+    return (requests as number) <= limit;
+  }
+
+  /** Answers false, within the command timeout at worst, when Redis does not answer. */
+  async ping(): Promise<boolean> {
+    if (this.#client.status !== 'ready') return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(resolve, this.#options.commandTimeoutMs, 'timeout');
+    });
+    try {
+      return (await Promise.race([this.#client.ping(), timeout])) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the connection if this store opened it; a client passed in stays open. */
+  async close(): Promise<void> {
+    this.#client.off('ready', this.#onReady);
+    if (!this.#ownsClient || this.#client.status === 'end') return;
+    try {
+      await this.#client.quit();
+    } catch {
+      // Not connected: nothing to say goodbye to.
+    }
+    this.#client.disconnect();
+  }
+
+  async #whenReady(url: string | undefined): Promise<void> {
+    const client = this.#client;
+    if (client.status === 'ready') return;
+    if (client.status === 'end') throw new Error('the Redis client given to the stock store was closed; pass an open one');
+    if (client.status === 'wait') void client.connect().catch(() => undefined);
+    let lastError: Error | undefined;
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        clearTimeout(timer);
+        client.off('ready', onReady).off('error', onError).off('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = (): void => settle();
+      const onError = (error: Error): void => {
+        lastError = error;
+      };
+      const where = url === undefined ? 'Redis' : `Redis at ${redactedUrl(url)}`;
+      const because = (): string => (lastError ? ` (last error: ${lastError.message})` : '');
+      const onEnd = (): void => settle(new Error(`${where} closed the connection before it was ready${because()}`));
+      const timer = setTimeout(
+        () =>
+          settle(
+            new Error(
+              `could not connect to ${where} within ${this.#options.connectTimeoutMs} ms${because()}; ` +
+                'check that Redis runs and redisUrl points to it, or raise connectTimeoutMs',
+            ),
+          ),
+        this.#options.connectTimeoutMs,
+      );
+      client.on('ready', onReady).on('error', onError).on('end', onEnd);
+    });
+  }
+
+  /**
+   * Group commit for `WAIT`: one `WAIT` covers every write its connection made before it, so
+   * callers join the next one instead of each sending their own. Only one is on the wire at a
+   * time, because a waiting `WAIT` holds up every later command on the connection.
+   */
+  #joinNextWait(): Promise<{ readonly replicas: number; readonly connection: number }> {
+    if (this.#nextWait) return this.#nextWait;
+    const previous = this.#waitInFlight ?? Promise.resolve();
+    const next = previous
+      .catch(() => undefined)
+      .then(() => {
+        // From here on, new callers may have written after this WAIT is sent: they need the next one.
+        this.#nextWait = null;
+        const connection = this.#connection;
+        const sent = this.#client.call('WAIT', 1, this.#options.replicaTimeoutMs) as Promise<number>;
+        this.#waitInFlight = sent;
+        return sent
+          .then((replicas) => ({ replicas, connection }))
+          .finally(() => {
+            if (this.#waitInFlight === sent) this.#waitInFlight = null;
+          });
+      });
+    this.#nextWait = next;
+    return next;
+  }
+
+  #rememberUnconfirmed(key: string): void {
+    if (this.#unconfirmed.size >= MAX_UNCONFIRMED) {
+      // A caller that never awaits durability must not grow this without bound.
+      const oldest = this.#unconfirmed.keys().next().value;
+      if (oldest !== undefined) this.#unconfirmed.delete(oldest);
+    }
+    this.#unconfirmed.set(key, this.#connection);
+  }
+
+  /** Delivery counts of the entries writers hold, by entry id; empty when the group is gone. */
+  async #deliveriesOf(stream: string): Promise<Map<string, number>> {
+    const deliveries = new Map<string, number>();
+    for (let start = '-'; ; ) {
+      let page: [string, string, number, number][];
+      try {
+        page = (await this.#client.xpending(stream, WRITERS_GROUP, start, '+', QUEUE_PAGE)) as typeof page;
+      } catch (error) {
+        if (error instanceof Error && error.message.startsWith('NOGROUP')) return deliveries;
+        throw error;
+      }
+      for (const [entryId, , , count] of page) deliveries.set(entryId, count);
+      if (page.length < QUEUE_PAGE) return deliveries;
+      start = `(${page[page.length - 1][0]}`;
+    }
+  }
+}
+
+function resolveOptions(options: RedisStockStoreOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    keyPrefix: options.keyPrefix ?? 'seckill:',
+    durability: options.durability ?? 'leader',
+    replicaTimeoutMs: options.replicaTimeoutMs ?? 250,
+    commandTimeoutMs: options.commandTimeoutMs ?? 1000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+  };
+  if (resolved.durability !== 'leader' && resolved.durability !== 'replica') {
+    throw new RangeError(`durability must be 'leader' or 'replica', not ${JSON.stringify(resolved.durability)}`);
+  }
+  for (const name of ['replicaTimeoutMs', 'commandTimeoutMs', 'connectTimeoutMs'] as const) {
+    if (!Number.isSafeInteger(resolved[name]) || resolved[name] <= 0) {
+      throw new RangeError(`${name} (${resolved[name]}) must be a whole number of milliseconds above 0`);
+    }
+  }
+  return Object.freeze(resolved);
+}
+
+/** A client that fails fast: while Redis is unreachable, calls reject instead of piling up. */
+function createClient(url: string, options: ResolvedOptions): Redis {
+  const client = new Redis(url, {
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    // One write per tick for all concurrent purchases: the biggest throughput lever there is.
+    enableAutoPipelining: true,
+    // A demoted primary answers READONLY: reconnect, so DNS or the proxy can lead to the new one.
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+  });
+  // Without a listener ioredis prints every reconnect failure; ping() is how health is seen.
+  client.on('error', () => undefined);
+  return client;
+}
+
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'the configured URL';
+  }
+}
+
+/**
+ * Splits `count` among `parts` as evenly as possible; the remainder goes to a different part
+ * each `turn`, so with fewer units than parts every part still gets its turn.
+ */
+function shareOut(count: number, parts: number, turn: number): number[] {
+  if (parts === 0 || count <= 0) return [];
+  const base = Math.floor(count / parts);
+  const extra = count % parts;
+  return Array.from({ length: parts }, (_, i) => base + ((((i - turn) % parts) + parts) % parts < extra ? 1 : 0));
+}
