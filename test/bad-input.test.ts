@@ -128,8 +128,10 @@ describe('bad input', () => {
     try {
       const other = await limited.client.createSale(100);
       const answers = await Promise.all(Array.from({ length: 8 }, () => limited.client.purchase(other, 'hammer')));
-      const statuses = answers.map((a) => a.status).sort();
-      assert.deepEqual(statuses, [200, 200, 202, 429, 429, 429, 429, 429], JSON.stringify(answers.map((a) => a.body)));
+      const refused = answers.filter((a) => a.status === 429).length;
+      // 3 a second: 5 of 8 are refused, or at least 2 if the burst straddles a second boundary.
+      assert.ok(refused >= 2 && refused <= 5, JSON.stringify(answers.map((a) => [a.status, a.body])));
+      assert.equal(answers.filter((a) => a.status === 202).length, 1);
       assert.equal(new Set(answers.filter((a) => a.status < 300).map((a) => a.body.orderId)).size, 1, 'the attempts let through share one order');
       assert.ok(answers.filter((a) => a.status === 429).every((a) => a.headers.get('retry-after') === '1'));
     } finally {

@@ -19,15 +19,15 @@ import type { StockStore } from '../stock/stock-store.js';
 
 /** A running Seckill process: the roles it was asked for, and how to stop it cleanly. */
 export interface SeckillNode {
-  /** `http://host:port` when the api role runs. */
-  readonly url: string | undefined;
+  /** `http://host:port`: the API with the api role; health and metrics in any case. */
+  readonly url: string;
   readonly config: SeckillConfig;
   readonly db: SeckillDatabase;
   readonly store: StockStore;
   readonly reconciler: Reconciler;
   readonly writer: OrderWriter | undefined;
   readonly paymentWindow: PaymentWindow;
-  readonly api: FastifyInstance | undefined;
+  readonly api: FastifyInstance;
   readonly log: Logger;
   /**
    * Drains and stops: stops being ready, waits `drainMs` so balancers notice, finishes
@@ -139,19 +139,16 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     },
   });
 
-  let api: FastifyInstance | undefined;
-  let url: string | undefined;
-  if (config.roles.includes('api')) {
-    api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
-    try {
-      url = await api.listen({ host: config.host, port: config.port });
-    } catch (err) {
-      await writer?.stop();
-      await paymentWindow.stop();
-      await stockStore.close();
-      await db.close();
-      throw err;
-    }
+  const api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
+  let url: string;
+  try {
+    url = await api.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await writer?.stop();
+    await paymentWindow.stop();
+    await stockStore.close();
+    await db.close();
+    throw err;
   }
   accepting = true;
   log.info(
@@ -174,7 +171,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
       closing ??= (async () => {
         accepting = false;
         if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
-        await api?.close();
+        await api.close();
         clearTimeout(reconcileTimer);
         reconcileTimer = undefined;
         await reconciling;

@@ -1,7 +1,10 @@
 import { Migrator, sql } from 'kysely';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
+import { chunked } from './chunked.js';
 import type { DatabaseBackend } from './dialects/database-backend.js';
 import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, SeckillMigrationProvider } from './migrations/seckill-migrations.js';
+import { persistOrderBatch } from './order-batch.js';
+import { rejectedToOrder, toOrder, toSale } from './row-mapping.js';
 import type {
   AcceptedOrder,
   CancelOutcome,
@@ -11,48 +14,30 @@ import type {
   Order,
   PayOutcome,
   PersistResult,
-  RejectReason,
   Sale,
   SaleOrderCounts,
   SeckillDatabase,
   StoredOrderStatus,
   UnreleasedOrder,
 } from './seckill-database.js';
-import { MAX_ORDER_ID_LENGTH, MAX_USER_ID_LENGTH } from './tables.js';
-import type { OrdersTable, RejectedOrdersTable, SalesTable, SeckillTables } from './tables.js';
+import type { SeckillTables } from './tables.js';
+import { inTransaction, lockSale } from './transaction.js';
+import type { SeckillTransaction } from './transaction.js';
 
 /** Statuses of orders that ended and so no longer hold a unit. */
 const ENDED_STATUSES: readonly StoredOrderStatus[] = ['expired', 'cancelled'];
 /** Rows per page of {@link KyselyDatabase.saleBuyers}. */
 const BUYERS_PAGE_SIZE = 1_000;
-/** Runs of a transaction the server aborted to break a deadlock before the error is passed on. */
-const MAX_TRANSACTION_ATTEMPTS = 3;
-/** Columns the order writer fills per order row; sizes the multi-row insert. */
-const ORDER_INSERT_COLUMNS = 6;
 
 type Db = Kysely<SeckillTables>;
-
-/** Thrown inside the optimistic attempt to roll it back and classify the batch first. */
-class NeedsCarefulPersist extends Error {
-  constructor() {
-    super('the batch needs the careful path');
-  }
-}
-
-/** An order the batch refuses, with the acceptance time its rejection row keeps. */
-interface RefusedOrder {
-  readonly order: AcceptedOrder;
-  readonly reason: RejectReason;
-}
 
 /**
  * The one query layer behind {@link SeckillDatabase} for all three databases; what differs
  * between them comes from the {@link DatabaseBackend} it is given.
  *
  * Every transaction that changes `sold` or inserts orders of a sale first locks that sale's
- * row: writers of one sale then take their locks in the same order (sale, then orders), so
- * they queue instead of deadlocking, and what a writer reads under the lock stays true
- * until it commits. The few deadlocks left (bulk updates of released_at) are retried.
+ * row ({@link lockSale}); the few deadlocks left (bulk updates of released_at) are retried
+ * ({@link inTransaction}). The order writer's batch lives in `order-batch.ts`.
  */
 export class KyselyDatabase implements SeckillDatabase {
   readonly #backend: DatabaseBackend;
@@ -123,16 +108,7 @@ export class KyselyDatabase implements SeckillDatabase {
     orders: readonly AcceptedOrder[],
     paymentWindowSeconds: number,
   ): Promise<PersistResult> {
-    if (orders.length === 0) return { inserted: [], replayed: [], rejected: [] };
-    for (const order of orders) assertStorable(order);
-    const windowMs = paymentWindowSeconds * 1000;
-    const batch = [...orders].sort((a, b) => a.createdAt - b.createdAt);
-    try {
-      return await this.#transaction((trx) => this.#persistOptimistically(trx, saleId, batch, windowMs));
-    } catch (error) {
-      if (!(error instanceof NeedsCarefulPersist)) throw error;
-    }
-    return this.#transaction((trx) => this.#persistCarefully(trx, saleId, batch, windowMs));
+    return persistOrderBatch(this.#backend, saleId, orders, paymentWindowSeconds);
   }
 
   async getOrder(orderId: string): Promise<Order | undefined> {
@@ -147,7 +123,7 @@ export class KyselyDatabase implements SeckillDatabase {
   }
 
   async payOrder(orderId: string, now: number): Promise<PayOutcome> {
-    return this.#transaction(async (trx) => {
+    return inTransaction(this.#backend, async (trx) => {
       // Conditional, not read-then-write: of two payers only one matches `status = 'created'`.
       const paid = await trx
         .updateTable('orders')
@@ -164,7 +140,7 @@ export class KyselyDatabase implements SeckillDatabase {
       if (state?.status === 'created') {
         // Unpaid past its window: it stopped holding its unit, so end it now rather than
         // leave it for the expirer.
-        await this.#lockSale(trx, state.saleId);
+        await lockSale(this.#backend, trx, state.saleId);
         if ((await endOrders(trx, state.saleId, [orderId], 'expired', now)) === 1) return 'expired';
         state = await orderState(trx, orderId);
       }
@@ -184,10 +160,10 @@ export class KyselyDatabase implements SeckillDatabase {
   }
 
   async cancelOrder(orderId: string, now: number): Promise<CancelOutcome> {
-    return this.#transaction(async (trx) => {
+    return inTransaction(this.#backend, async (trx) => {
       let state = await orderState(trx, orderId);
       if (state?.status === 'created') {
-        await this.#lockSale(trx, state.saleId);
+        await lockSale(this.#backend, trx, state.saleId);
         if ((await endOrders(trx, state.saleId, [orderId], 'cancelled', now)) === 1) return 'cancelled';
         // Someone paid, expired or cancelled it between the read and the lock.
         state = await orderState(trx, orderId);
@@ -229,8 +205,8 @@ export class KyselyDatabase implements SeckillDatabase {
     // expirers from locking the same sales in opposite orders.
     for (const saleId of [...bySale.keys()].sort((a, b) => a - b)) {
       const ids = bySale.get(saleId) ?? [];
-      expired += await this.#transaction(async (trx) => {
-        await this.#lockSale(trx, saleId);
+      expired += await inTransaction(this.#backend, async (trx) => {
+        await lockSale(this.#backend, trx, saleId);
         let count = 0;
         for (const chunk of chunked(ids, this.#backend.maxParameters - 8)) {
           count += await endOrders(trx, saleId, chunk, 'expired', now);
@@ -263,7 +239,7 @@ export class KyselyDatabase implements SeckillDatabase {
 
   async markReleased(orderIds: readonly string[], now: number): Promise<void> {
     if (orderIds.length === 0) return;
-    await this.#transaction(async (trx) => {
+    await inTransaction(this.#backend, async (trx) => {
       for (const chunk of chunked(orderIds, this.#backend.maxParameters - 4)) {
         await trx
           .updateTable('orders')
@@ -321,9 +297,9 @@ export class KyselyDatabase implements SeckillDatabase {
   }
 
   async settleEndedOrders(saleId: number, now: number): Promise<string[]> {
-    return this.#transaction(async (trx) => {
+    return inTransaction(this.#backend, async (trx) => {
       // Under the sale lock no order of this sale ends while the list is taken.
-      await this.#lockSale(trx, saleId);
+      await lockSale(this.#backend, trx, saleId);
       await trx
         .updateTable('orders')
         .set({ released_at: now })
@@ -377,229 +353,11 @@ export class KyselyDatabase implements SeckillDatabase {
   async close(): Promise<void> {
     await this.#backend.close();
   }
-
-  /**
-   * The common batch: new orders of distinct users that fit in the stock. One multi-row
-   * insert that skips key conflicts, then the guarded `sold` update. Anything unusual (a
-   * replay, a user who already holds an order, an order refused before, not enough stock)
-   * throws {@link NeedsCarefulPersist}, which rolls the attempt back whole.
-   */
-  async #persistOptimistically(
-    trx: Transaction<SeckillTables>,
-    saleId: number,
-    batch: readonly AcceptedOrder[],
-    windowMs: number,
-  ): Promise<PersistResult> {
-    const sale = await this.#lockSale(trx, saleId);
-    const orderIds = batch.map((order) => order.orderId);
-    if (batch.length > sale.stock - sale.sold || new Set(orderIds).size !== orderIds.length) {
-      throw new NeedsCarefulPersist();
-    }
-    const count = await this.#insertOrders(trx, saleId, batch, windowMs);
-    // Fewer rows than sent: some ids or (sale, user) pairs were already there. And an order
-    // refused earlier must stay refused even though the insert, not knowing it, just took it.
-    if (count !== batch.length || (await this.#anyRejected(trx, saleId, orderIds))) throw new NeedsCarefulPersist();
-    await this.#addSold(trx, saleId, count);
-    return { inserted: orderIds, replayed: [], rejected: [] };
-  }
-
-  /**
-   * A batch with replays, duplicate users or more orders than stock, classified before
-   * anything is written. The sale lock means no other writer adds orders of this sale
-   * meanwhile, so what is read here stays true until commit. Orders already recorded (in
-   * `orders` or `rejected_orders`) are replays and change nothing; a user who already holds
-   * an order, or appears earlier in the batch, gets `duplicate_user`; the earliest of the
-   * rest take the remaining stock and the others are `sold_out`.
-   */
-  async #persistCarefully(
-    trx: Transaction<SeckillTables>,
-    saleId: number,
-    batch: readonly AcceptedOrder[],
-    windowMs: number,
-  ): Promise<PersistResult> {
-    const sale = await this.#lockSale(trx, saleId);
-    const recorded = await this.#recordedOrderIds(trx, [...new Set(batch.map((order) => order.orderId))]);
-    const replayed: string[] = [];
-    const seen = new Set<string>();
-    const fresh: AcceptedOrder[] = [];
-    for (const order of batch) {
-      if (recorded.has(order.orderId) || seen.has(order.orderId)) replayed.push(order.orderId);
-      else fresh.push(order);
-      seen.add(order.orderId);
-    }
-    const holders = await this.#orderHolders(trx, saleId, fresh);
-    const available = sale.stock - sale.sold;
-    const inserted: AcceptedOrder[] = [];
-    const rejected: RefusedOrder[] = [];
-    for (const order of fresh) {
-      if (holders.has(order.userId)) {
-        rejected.push({ order, reason: 'duplicate_user' });
-      } else if (inserted.length < available) {
-        inserted.push(order);
-        holders.set(order.userId, order.orderId);
-      } else {
-        rejected.push({ order, reason: 'sold_out' });
-      }
-    }
-    const count = await this.#insertOrders(trx, saleId, inserted, windowMs);
-    if (count !== inserted.length) {
-      throw new Error(
-        `sale ${saleId}: ${inserted.length} orders were classified as new but ${count} could be inserted; ` +
-          'the batch was rolled back, nothing was written',
-      );
-    }
-    await this.#recordRejections(trx, saleId, rejected);
-    await this.#addSold(trx, saleId, count);
-    return {
-      inserted: inserted.map((order) => order.orderId),
-      replayed,
-      rejected: rejected.map(({ order, reason }) => ({ orderId: order.orderId, userId: order.userId, reason })),
-    };
-  }
-
-  /**
-   * I1 in the database itself: `sold = sold + k` only while it stays within stock. Under the
-   * sale lock it always passes; if it ever did not, throwing rolls the batch back rather
-   * than overselling.
-   */
-  async #addSold(trx: Transaction<SeckillTables>, saleId: number, k: number): Promise<void> {
-    if (k === 0) return;
-    const guarded = await trx
-      .updateTable('sales')
-      .set((eb) => ({ sold: eb('sold', '+', k) }))
-      .where('id', '=', saleId)
-      .where((eb) => eb(eb('sold', '+', k), '<=', eb.ref('stock')))
-      .executeTakeFirst();
-    if (Number(guarded.numUpdatedRows) !== 1) {
-      throw new Error(`sale ${saleId}: ${k} new orders would exceed its stock; the batch was rolled back`);
-    }
-  }
-
-  /**
-   * Whether any of `orderIds` was refused before. Most sales never refuse an order, so a
-   * one-row probe spares the id lookup in the common case.
-   */
-  async #anyRejected(trx: Transaction<SeckillTables>, saleId: number, orderIds: readonly string[]): Promise<boolean> {
-    const probe = await trx.selectFrom('rejected_orders').select('id').where('sale_id', '=', saleId).limit(1).execute();
-    if (probe.length === 0) return false;
-    for (const chunk of chunked(orderIds, this.#backend.maxParameters - 1)) {
-      const rows = await trx.selectFrom('rejected_orders').select('id').where('id', 'in', chunk).limit(1).execute();
-      if (rows.length > 0) return true;
-    }
-    return false;
-  }
-
-  /** Locks the sale's row until the transaction ends and returns its stock and sold. */
-  async #lockSale(trx: Transaction<SeckillTables>, saleId: number): Promise<{ stock: number; sold: number }> {
-    let query = trx.selectFrom('sales').select(['stock', 'sold']).where('id', '=', saleId);
-    if (this.#backend.rowLocks) query = query.forUpdate();
-    const sale = await query.executeTakeFirst();
-    if (sale === undefined) throw new Error(`sale ${saleId} does not exist; create it before writing its orders`);
-    return { stock: Number(sale.stock), sold: Number(sale.sold) };
-  }
-
-  /** Ids among `orderIds` recorded in `orders` or `rejected_orders`, of any sale. */
-  async #recordedOrderIds(trx: Transaction<SeckillTables>, orderIds: readonly string[]): Promise<Set<string>> {
-    const recorded = new Set<string>();
-    for (const chunk of chunked(orderIds, this.#backend.maxParameters)) {
-      for (const table of ['orders', 'rejected_orders'] as const) {
-        const rows = await trx.selectFrom(table).select('id').where('id', 'in', chunk).execute();
-        for (const row of rows) recorded.add(row.id);
-      }
-    }
-    return recorded;
-  }
-
-  /** For each user of `orders`, the id of the order they hold in the sale, if any. */
-  async #orderHolders(
-    trx: Transaction<SeckillTables>,
-    saleId: number,
-    orders: readonly AcceptedOrder[],
-  ): Promise<Map<string, string>> {
-    const holders = new Map<string, string>();
-    const userIds = [...new Set(orders.map((order) => order.userId))];
-    for (const chunk of chunked(userIds, this.#backend.maxParameters - 1)) {
-      const rows = await trx
-        .selectFrom('orders')
-        .select(['user_id', 'id'])
-        .where('sale_id', '=', saleId)
-        .where('user_id', 'in', chunk)
-        .execute();
-      for (const row of rows) holders.set(row.user_id, row.id);
-    }
-    return holders;
-  }
-
-  /** Inserts orders as `created`, skipping key conflicts; returns how many rows it inserted. */
-  async #insertOrders(
-    trx: Transaction<SeckillTables>,
-    saleId: number,
-    orders: readonly AcceptedOrder[],
-    windowMs: number,
-  ): Promise<number> {
-    let count = 0;
-    for (const chunk of chunked(orders, Math.floor(this.#backend.maxParameters / ORDER_INSERT_COLUMNS))) {
-      const query = trx.insertInto('orders').values(
-        chunk.map((order) => ({
-          id: order.orderId,
-          sale_id: saleId,
-          user_id: order.userId,
-          status: 'created' as const,
-          created_at: order.createdAt,
-          expires_at: order.createdAt + windowMs,
-        })),
-      );
-      const result = await this.#backend.ignoreConflicts(query).executeTakeFirst();
-      count += Number(result.numInsertedOrUpdatedRows ?? 0n);
-    }
-    return count;
-  }
-
-  /**
-   * Records refused orders. A `sold_out` one is released at once: its unit never existed in
-   * the database, so the stock store must not get it back. A `duplicate_user` one did hold
-   * a unit in the stock store and waits, unreleased, for it to be given back.
-   */
-  async #recordRejections(
-    trx: Transaction<SeckillTables>,
-    saleId: number,
-    rejected: readonly RefusedOrder[],
-  ): Promise<void> {
-    const columns = 6;
-    for (const chunk of chunked(rejected, Math.floor(this.#backend.maxParameters / columns))) {
-      const query = trx.insertInto('rejected_orders').values(
-        chunk.map(({ order, reason }) => ({
-          id: order.orderId,
-          sale_id: saleId,
-          user_id: order.userId,
-          reason,
-          created_at: order.createdAt,
-          released_at: reason === 'sold_out' ? order.createdAt : null,
-        })),
-      );
-      await this.#backend.ignoreConflicts(query).execute();
-    }
-  }
-
-  /**
-   * Runs `work` in one transaction, again from the start when the server aborted it to
-   * break a deadlock; any other error (a lost connection too) is passed on, and the
-   * transaction has then been rolled back whole.
-   */
-  async #transaction<T>(work: (trx: Transaction<SeckillTables>) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.#db.transaction().execute(work);
-      } catch (error) {
-        if (attempt >= MAX_TRANSACTION_ATTEMPTS || !this.#backend.isRetryableConflict(error)) throw error;
-      }
-    }
-  }
 }
 
 /** The order's status and sale, reading a rejected order as `cancelled` as getOrder does. */
 async function orderState(
-  trx: Transaction<SeckillTables>,
+  trx: SeckillTransaction,
   orderId: string,
 ): Promise<{ status: StoredOrderStatus; saleId: number } | undefined> {
   const row = await trx.selectFrom('orders').select(['status', 'sale_id']).where('id', '=', orderId).executeTakeFirst();
@@ -618,7 +376,7 @@ async function orderState(
  * processes ending the same order only one frees its unit. The caller holds the sale lock.
  */
 async function endOrders(
-  trx: Transaction<SeckillTables>,
+  trx: SeckillTransaction,
   saleId: number,
   orderIds: readonly string[],
   status: 'expired' | 'cancelled',
@@ -643,69 +401,6 @@ async function endOrders(
 }
 
 
-/** Refuses ids that do not fit their columns, so no database truncates or rejects them half-way. */
-function assertStorable(order: AcceptedOrder): void {
-  if (order.orderId.length === 0 || order.orderId.length > MAX_ORDER_ID_LENGTH) {
-    throw new Error(
-      `order id "${order.orderId}" must be 1 to ${MAX_ORDER_ID_LENGTH} characters; the batch was not written`,
-    );
-  }
-  if (order.userId.length === 0 || order.userId.length > MAX_USER_ID_LENGTH) {
-    throw new Error(
-      `user id of order ${order.orderId} must be 1 to ${MAX_USER_ID_LENGTH} characters; the batch was not written`,
-    );
-  }
-}
-
-function* chunked<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
-}
-
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-// Drivers return integers as number, bigint or string depending on type and size; Number()
-// gives the domain one shape whatever the database.
-function toSale(row: Selectable<SalesTable>): Sale {
-  return {
-    id: Number(row.id),
-    name: row.name,
-    stock: Number(row.stock),
-    sold: Number(row.sold),
-    startsAt: Number(row.starts_at),
-    endsAt: Number(row.ends_at),
-    paymentWindowSeconds: Number(row.payment_window_seconds),
-    createdAt: Number(row.created_at),
-  };
-}
-
-function toOrder(row: Selectable<OrdersTable>): Order {
-  return {
-    id: row.id,
-    saleId: Number(row.sale_id),
-    userId: row.user_id,
-    status: row.status,
-    createdAt: Number(row.created_at),
-    expiresAt: Number(row.expires_at),
-    paidAt: row.paid_at === null ? null : Number(row.paid_at),
-    cancelledAt: row.cancelled_at === null ? null : Number(row.cancelled_at),
-    reason: row.reason,
-  };
-}
-
-/** A refused order reads as cancelled at acceptance, never having held a unit. */
-function rejectedToOrder(row: Selectable<RejectedOrdersTable>): Order {
-  const createdAt = Number(row.created_at);
-  return {
-    id: row.id,
-    saleId: Number(row.sale_id),
-    userId: row.user_id,
-    status: 'cancelled',
-    createdAt,
-    expiresAt: createdAt,
-    paidAt: null,
-    cancelledAt: createdAt,
-    reason: row.reason,
-  };
 }

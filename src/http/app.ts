@@ -46,7 +46,8 @@ const CLIENT_ERRORS: Record<string, keyof typeof ERRORS> = {
 };
 
 /**
- * Builds the HTTP API (not yet listening). Errors always leave as `{ code, message }`:
+ * Builds the HTTP server (not yet listening): health and metrics always, the API when the
+ * process has the api role. Errors always leave as `{ code, message }`:
  * a client mistake is a 4xx with its code, a failed dependency a 503 with Retry-After, and
  * only a bug a 500.
  */
@@ -99,8 +100,10 @@ export function buildApi(services: ApiServices, log: Logger): FastifyInstance {
     admin: new AdminToken(config.adminToken),
   };
   registerHealthRoutes(app, context);
-  registerSaleRoutes(app, context);
-  registerOrderRoutes(app, context);
-  registerAdminRoutes(app, context);
+  if (config.roles.includes('api')) {
+    registerSaleRoutes(app, context);
+    registerOrderRoutes(app, context);
+    registerAdminRoutes(app, context);
+  }
   return app;
 }

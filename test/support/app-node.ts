@@ -39,7 +39,7 @@ export async function startTestNode(settings: Partial<Record<keyof SeckillConfig
   return {
     node,
     config,
-    client: new AppClient(node.url!, TEST_SECRETS.adminToken, TEST_SECRETS.jwtSecret),
+    client: new AppClient(node.url, TEST_SECRETS.adminToken, TEST_SECRETS.jwtSecret),
     async stop() {
       await node.close();
       rmSync(dataDir, { recursive: true, force: true });

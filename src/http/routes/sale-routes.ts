@@ -45,6 +45,7 @@ export function registerSaleRoutes(app: FastifyInstance, ctx: ApiContext): void 
     };
   });
 
+  let lastUnavailableLog = -Infinity;
   const outcomes = new Map<PurchaseOutcome, { inc(): void }>();
   const count = (outcome: PurchaseOutcome): void => {
     let counter = outcomes.get(outcome);
@@ -83,7 +84,11 @@ export function registerSaleRoutes(app: FastifyInstance, ctx: ApiContext): void 
           case 'rate_limited':
             return replyError(reply, 'RATE_LIMITED', undefined, 1);
           case 'unavailable':
-            request.log.warn({ saleId, reason: result.reason }, 'purchase refused: a dependency is unavailable');
+            if (started - lastUnavailableLog > 1000) {
+              // Once a second is enough to see an outage; once per request would flood the log.
+              lastUnavailableLog = started;
+              request.log.warn({ saleId, reason: result.reason }, 'purchase refused: a dependency is unavailable');
+            }
             return replyError(reply, 'UNAVAILABLE', `cannot sell now: ${result.reason}`, 1);
         }
       } finally {

@@ -92,12 +92,12 @@ export class MemoryStockStore implements StockStore {
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
     const sale = this.#sales.get(request.saleId);
     if (!sale || sale.epoch === null) return { code: ReserveCode.NotWarmed };
-    // Before the rate limit: a user who retries fast must still get their order back.
-    const existing = sale.buyers.get(request.userId);
-    if (existing !== undefined) return { code: ReserveCode.Duplicate, orderId: existing };
     if (request.perUserLimit > 0 && sale.attempts.increment(request.userId, request.now) > request.perUserLimit) {
       return { code: ReserveCode.RateLimited };
     }
+    // After the rate limit, as in the Redis script: within the limit a retry gets its order back.
+    const existing = sale.buyers.get(request.userId);
+    if (existing !== undefined) return { code: ReserveCode.Duplicate, orderId: existing };
     if (sale.remaining <= 0) return { code: ReserveCode.SoldOut };
     sale.remaining -= 1;
     sale.buyers.set(request.userId, request.orderId);

@@ -24,12 +24,6 @@ if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
   return {4}
 end
 
--- Before the rate limit: a user who retries fast must still get their order back.
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then
-  return {1, existing}
-end
-
 local limit = tonumber(ARGV[4])
 if limit > 0 then
   local attempts = redis.call('INCR', KEYS[5])
@@ -41,6 +35,13 @@ if limit > 0 then
   if attempts > limit then
     return {3}
   end
+end
+
+-- After the rate limit, so a client hammering the route is slowed even once it holds an
+-- order; within the limit a retry gets that order back.
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then
+  return {1, existing}
 end
 
 local remaining = tonumber(redis.call('HGET', KEYS[1], 'remaining'))
