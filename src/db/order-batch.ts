@@ -24,7 +24,7 @@ interface RefusedOrder {
 }
 
 /**
- * Writes one batch of the order writer (see {@link SeckillDatabase.persistOrders}): first
+ * Writes one batch of the order writer (`SeckillDatabase.persistOrders`): first
  * optimistically, as one multi-row insert and a guarded `sold` update; when the batch turns
  * out to hold replays, duplicate users or more orders than stock, that attempt is rolled
  * back and the batch classified and written carefully in a new transaction. Either way it
@@ -162,8 +162,14 @@ async function anyRejected(
 ): Promise<boolean> {
   const probe = await trx.selectFrom('rejected_orders').select('id').where('sale_id', '=', saleId).limit(1).execute();
   if (probe.length === 0) return false;
-  for (const chunk of chunked(orderIds, backend.maxParameters - 1)) {
-    const rows = await trx.selectFrom('rejected_orders').select('id').where('id', 'in', chunk).limit(1).execute();
+  for (const chunk of chunked(orderIds, backend.maxParameters - 2)) {
+    const rows = await trx
+      .selectFrom('rejected_orders')
+      .select('id')
+      .where('sale_id', '=', saleId)
+      .where('id', 'in', chunk)
+      .limit(1)
+      .execute();
     if (rows.length > 0) return true;
   }
   return false;
