@@ -63,3 +63,61 @@ export async function readSale(databaseUrl: string, saleId: number): Promise<Sal
     await connection.end();
   }
 }
+
+/**
+ * The ids of every order row of a sale (any status), straight from the database: the set
+ * each accepted order id must be in once the writer has drained.
+ */
+export async function readOrderIds(databaseUrl: string, saleId: number): Promise<Set<string>> {
+  const sql = 'SELECT id FROM orders WHERE sale_id = ?';
+  if (databaseUrl.startsWith('sqlite:')) {
+    const db = new BetterSqlite3(databaseUrl.slice('sqlite:'.length), { readonly: true, fileMustExist: true });
+    try {
+      return new Set((db.prepare(sql).pluck().all(saleId) as string[]).map(String));
+    } finally {
+      db.close();
+    }
+  }
+  const url = new URL(databaseUrl);
+  const connection = await createConnection({
+    host: url.hostname,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: url.pathname.slice(1),
+  });
+  try {
+    const [rows] = (await connection.query(sql, [saleId])) as unknown as [{ id: string }[]];
+    return new Set(rows.map((row) => String(row.id)));
+  } finally {
+    await connection.end();
+  }
+}
+
+/** What the accepted order ids of a run came to, against the database. */
+export interface AcceptanceCheck {
+  /** Distinct order ids answered 2xx. */
+  readonly accepted: number;
+  /** Accepted ids the database does not hold after the writer drained (I3 says: 0). */
+  readonly lost: number;
+  /** Up to 5 of them, to look up. */
+  readonly lostExamples: readonly string[];
+  /**
+   * Orders the database holds whose answer wrk never saw: requests in flight when wrk
+   * stopped. Not a loss (the buyer's retry returns the same order), just unobserved.
+   */
+  readonly unobserved: number;
+}
+
+/** Compares accepted order ids with the sale's rows in the database. */
+export async function checkAccepted(databaseUrl: string, saleId: number, acceptedIds: Iterable<string>): Promise<AcceptanceCheck> {
+  const stored = await readOrderIds(databaseUrl, saleId);
+  const accepted = new Set(acceptedIds);
+  const lostIds = [...accepted].filter((id) => !stored.has(id));
+  return {
+    accepted: accepted.size,
+    lost: lostIds.length,
+    lostExamples: lostIds.slice(0, 5),
+    unobserved: stored.size - (accepted.size - lostIds.length),
+  };
+}

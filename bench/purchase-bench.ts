@@ -35,12 +35,12 @@ import { startRedis } from '../test/support/redis-server.js';
 import type { RedisServer } from '../test/support/redis-server.js';
 import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile-summary.js';
 import type { ProfileSummary } from './cpu-profile-summary.js';
-import { readSale } from './db-checks.js';
+import { checkAccepted, readSale } from './db-checks.js';
 import type { SaleRecord } from './db-checks.js';
 import { MetricsSampler } from './metrics-sampler.js';
 import { median, round, thousands } from './stats.js';
 import { writeTokenFile } from './tokens.js';
-import { accepted, ensureWrk, runWrk, wrkVersion } from './wrk.js';
+import { accepted, ensureWrk, readOrderIdFiles, runWrk, wrkVersion } from './wrk.js';
 import type { WrkResult } from './wrk.js';
 
 const execFileAsync = promisify(execFile);
@@ -175,13 +175,18 @@ interface PurchaseRun {
   readonly warmupStatus: Readonly<Record<string, number>>;
   /** Tokens sent a second time because the pool ran out (must be 0 for a clean run). */
   readonly tokensReused: number;
-  /** 2xx answers in warm-up and measurement together: acceptances the database must end up holding. */
+  /** 2xx answers wrk counted in warm-up and measurement together. */
+  readonly answered2xx: number;
+  /** Distinct order ids in those answers: acceptances the database must end up holding. */
   readonly accepted: number;
-  readonly db: SaleRecord | null;
-  /** live orders − stock, when positive. */
-  readonly oversold: number | null;
-  /** accepted − persisted: acceptances the database does not hold after the writer drained. */
-  readonly lost: number | null;
+  readonly db: SaleRecord;
+  /** live orders − stock (or sold − stock), when positive. */
+  readonly oversold: number;
+  /** Accepted order ids not in the database after the writer drained, plus orders it refused. */
+  readonly lost: number;
+  readonly lostExamples: readonly string[];
+  /** Orders persisted whose answer wrk did not see (in flight when it stopped): not losses. */
+  readonly unobserved: number;
   readonly maxWriterLagSeconds: number | null;
   readonly maxPending: number | null;
   /** From the end of the measurement until the sale's queue was empty. */
@@ -220,6 +225,8 @@ interface DrainRun {
   readonly orders: number;
   /** Purchases answered 2xx while filling the queue through the api-only node. */
   readonly filled: number;
+  /** Orders in the queue when the writer started (`pending` of the sale's stats). */
+  readonly queued: number;
   readonly fillRequestsPerSecond: number;
   readonly fillP99Ms: number;
   /** From the writer's first visible progress until the queue was empty. */
@@ -227,9 +234,10 @@ interface DrainRun {
   readonly ordersPerSecond: number;
   /** From spawning the writer-only node (includes its start-up) until the queue was empty. */
   readonly totalSeconds: number;
-  readonly db: SaleRecord | null;
-  readonly lost: number | null;
-  readonly oversold: number | null;
+  readonly db: SaleRecord;
+  /** Accepted order ids not in the database after the drain, plus orders it refused. */
+  readonly lost: number;
+  readonly oversold: number;
   readonly statsPolls: number;
   readonly loadAverage: number;
 }
@@ -331,7 +339,17 @@ interface SeckillTarget {
  * the same token pool means new buyers every time, and each checked against the database
  * once its queue has drained.
  */
-async function purchaseRuns(bench: Bench, target: SeckillTarget, name: ScenarioName, label: string, baseline: Figures, soldOutSale?: number): Promise<ScenarioResult> {
+async function purchaseRuns(
+  bench: Bench,
+  target: SeckillTarget,
+  name: ScenarioName,
+  label: string,
+  baseline: Figures,
+  soldOut?: { readonly saleId: number; readonly orderId: string },
+): Promise<ScenarioResult> {
+  const soldOutSale = soldOut?.saleId;
+  // The sold-out sale's one unit was bought before the runs, outside wrk.
+  const firstOrderId = soldOut?.orderId;
   const { options } = bench;
   const runs: PurchaseRun[] = [];
   for (let i = 1; i <= options.runs; i++) {
@@ -339,17 +357,15 @@ async function purchaseRuns(bench: Bench, target: SeckillTarget, name: ScenarioN
     const path = `/api/sales/${saleId}/purchase`;
     const common = { url: target.app.url, path, threads: options.threads, connections: options.connections, track };
     const sampler = soldOutSale === undefined ? new MetricsSampler(target.app.url) : undefined;
-    const warm = await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds });
+    const ordersFile = join(bench.dir, `orders-${name}-${i}`);
+    const warm = await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds, ordersFile: `${ordersFile}-warm` });
     const load = loadavg()[0];
-    const r = await runWrk(bench.wrk, { ...common, tokenFile: bench.mainTokens.file, durationSeconds: options.durationSeconds });
+    const r = await runWrk(bench.wrk, { ...common, tokenFile: bench.mainTokens.file, durationSeconds: options.durationSeconds, ordersFile: `${ordersFile}-main` });
     const tail = await waitDrained(target.client, saleId);
     const lag = await sampler?.stop();
-    const db = await readSale(target.databaseUrl, saleId).catch((err: unknown) => {
-      log(`reading sale ${saleId} from the database failed: ${(err as Error).message}`);
-      return null;
-    });
-    // The sold-out sale's one unit was bought before the runs, outside wrk.
-    const acceptedTotal = accepted(warm) + accepted(r) + (soldOutSale === undefined ? 0 : 1);
+    const ids = [...readOrderIdFiles(`${ordersFile}-warm`, options.threads), ...readOrderIdFiles(`${ordersFile}-main`, options.threads), ...(firstOrderId ? [firstOrderId] : [])];
+    const [db, check] = await Promise.all([readSale(target.databaseUrl, saleId), checkAccepted(target.databaseUrl, saleId, ids)]);
+    const answered2xx = accepted(warm) + accepted(r) + (firstOrderId ? 1 : 0);
     const run: PurchaseRun = {
       saleId,
       requestsPerSecond: round(r.requestsPerSecond, 0),
@@ -362,10 +378,13 @@ async function purchaseRuns(bench: Bench, target: SeckillTarget, name: ScenarioN
       errors: r.errors,
       warmupStatus: warm.status,
       tokensReused: warm.reused + r.reused,
-      accepted: acceptedTotal,
+      answered2xx,
+      accepted: check.accepted,
       db,
-      oversold: db ? Math.max(0, db.live - db.stock, db.sold - db.stock) : null,
-      lost: db ? acceptedTotal - db.persisted : null,
+      oversold: Math.max(0, db.live - db.stock, db.sold - db.stock),
+      lost: check.lost + db.rejected,
+      lostExamples: check.lostExamples,
+      unobserved: check.unobserved,
       maxWriterLagSeconds: lag?.maxWriterLagSeconds ?? null,
       maxPending: lag?.maxPending ?? null,
       drainTailSeconds: soldOutSale === undefined ? round(tail) : null,
@@ -411,15 +430,28 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
     for (let i = 1; i <= options.runs; i++) {
       const orders = bench.drainTokens.count;
       const saleId = await client.createSale(orders);
+      // Every thread stops once it has sent its slice; wrk itself would still wait out -d,
+      // so it is ended as soon as the queue holds every order (or stops growing).
+      let lastPending = -1;
+      let lastChange = performance.now();
+      const fillOrders = join(bench.dir, `orders-drain-${i}`);
       const fill = await runWrk(bench.wrk, {
         url: api.url,
         path: `/api/sales/${saleId}/purchase`,
         tokenFile: bench.drainTokens.file,
         threads: options.threads,
         connections: options.connections,
-        // An upper bound: each thread stops once it has sent its slice of tokens.
         durationSeconds: 600,
         onExhausted: 'stop',
+        ordersFile: fillOrders,
+        until: async () => {
+          const pending = (await client.stats(saleId)).body.pending ?? 0;
+          if (pending !== lastPending) {
+            lastPending = pending;
+            lastChange = performance.now();
+          }
+          return pending >= orders || performance.now() - lastChange > 3000;
+        },
         track,
       });
       const filled = accepted(fill);
@@ -428,6 +460,7 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
         `drain run ${i}: queued ${thousands(before.body.pending ?? 0)} orders through the api-only node at ${thousands(fill.requestsPerSecond)} req/s ` +
           `(p99 ${fill.p99Ms} ms, status ${JSON.stringify(fill.status)}); starting a writer-only node`,
       );
+      const from0 = before.body.pending ?? 0;
       const load = loadavg()[0];
       const writerEnv = { ...appEnv, ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, 'writer')}` } : {}) };
       const spawnedAt = performance.now();
@@ -454,7 +487,7 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
       } finally {
         await stopChild(writer.child);
       }
-      const db = await readSale(databaseUrl, saleId).catch(() => null);
+      const [db, check] = await Promise.all([readSale(databaseUrl, saleId), checkAccepted(databaseUrl, saleId, readOrderIdFiles(fillOrders, options.threads))]);
       // The first sample that shows progress already hides some; counting from it, with the
       // orders still queued then, leaves the start-up out without inflating the rate.
       const from = firstProgress ?? { at: spawnedAt, pending: before.body.pending ?? orders };
@@ -468,9 +501,10 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
         seconds: round(seconds, 3),
         ordersPerSecond: round(from.pending / seconds, 0),
         totalSeconds: round((emptyAt - spawnedAt) / 1000, 3),
+        queued: from0,
         db,
-        lost: db ? filled - db.persisted : null,
-        oversold: db ? Math.max(0, db.live - db.stock, db.sold - db.stock) : null,
+        lost: check.lost + db.rejected,
+        oversold: Math.max(0, db.live - db.stock, db.sold - db.stock),
         statsPolls: polls,
         loadAverage: round(load),
       };
@@ -714,7 +748,7 @@ async function main(): Promise<number> {
           const first = await client.purchase(saleId, 'bench-first-buyer');
           if (first.status !== 202) throw new Error(`buying the one unit of sale ${saleId} answered ${first.status} ${JSON.stringify(first.body)}`);
           await waitDrained(client, saleId);
-          scenarios.soldout = await purchaseRuns(bench, target, 'soldout', 'sold out, Redis+MariaDB', baseline.median, saleId);
+          scenarios.soldout = await purchaseRuns(bench, target, 'soldout', 'sold out, Redis+MariaDB', baseline.median, { saleId, orderId: first.body.orderId! });
         }
       } finally {
         await stopApp(app);

@@ -13,7 +13,12 @@
 --   BENCH_ON_EXHAUSTED
 --       "wrap" (default): start the slice again and count `reused` (the run then measures
 --                         duplicates too; the bench reports it as a warning)
---       "stop":           stop the thread (used to send each token exactly once)
+--       "stop":           stop the thread (used to send each token exactly once); wrk itself
+--                         still waits for its -d duration or SIGINT, which the bench sends
+--   BENCH_ORDERS_FILE  when set, each thread writes the order id of every 2xx answer to
+--                      <file>.<thread index>, one per line, so the bench can check each
+--                      accepted order against the database (counts alone cannot tell a lost
+--                      order from one whose answer was still in flight when wrk stopped)
 --
 -- wrk gives each thread its own Lua state: setup() runs in the main state and hands each
 -- thread its index; init() runs in the thread's state and keeps only that thread's slice;
@@ -57,6 +62,12 @@ function init(args)
   reused = 0
   stopped = 0
   counts = {}
+
+  local orders_file = os.getenv("BENCH_ORDERS_FILE")
+  if orders_file and orders_file ~= "" then
+    -- Buffered C stdio: flushed when wrk exits.
+    orders_out = assert(io.open(orders_file .. "." .. thread_index, "w"))
+  end
 end
 
 function request()
@@ -83,6 +94,12 @@ end
 
 function response(status, headers, body)
   counts[status] = (counts[status] or 0) + 1
+  if orders_out and status >= 200 and status < 300 then
+    local id = string.match(body, '"orderId":"([^"]+)"')
+    if id then
+      orders_out:write(id, "\n")
+    end
+  end
 end
 
 function done(summary, latency, requests)

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findExecutable, isRoot } from '../test/support/binaries.js';
@@ -41,6 +41,13 @@ export interface WrkRun {
   readonly durationSeconds: number;
   /** `stop`: each token is sent once, then the thread ends (fills a queue with exactly N orders). */
   readonly onExhausted?: 'wrap' | 'stop';
+  /** Each thread writes the order ids of its 2xx answers to `<ordersFile>.<thread>`. */
+  readonly ordersFile?: string;
+  /**
+   * Polled every 100 ms: once it answers true wrk gets SIGINT, which ends the run early and
+   * still prints its results (wrk otherwise waits out -d even when every thread stopped).
+   */
+  readonly until?: () => Promise<boolean>;
   /** Remembered so the bench can kill a run in progress when it is interrupted. */
   readonly track?: (child: ChildProcess) => void;
 }
@@ -119,6 +126,7 @@ export async function runWrk(wrk: string, run: WrkRun): Promise<WrkResult> {
     BENCH_METHOD: run.method ?? 'POST',
     BENCH_PATH: run.path,
     BENCH_ON_EXHAUSTED: run.onExhausted ?? 'wrap',
+    BENCH_ORDERS_FILE: run.ordersFile ?? '',
   };
   const child = spawn(wrk, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   run.track?.(child);
@@ -126,10 +134,24 @@ export async function runWrk(wrk: string, run: WrkRun): Promise<WrkResult> {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
-  const code = await new Promise<number | null>((resolve, reject) => {
+  const exited = new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (c) => resolve(c));
   });
+  let polling = run.until !== undefined;
+  const poll = async (): Promise<void> => {
+    while (polling) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (polling && (await run.until!().catch(() => false))) {
+        child.kill('SIGINT');
+        return;
+      }
+    }
+  };
+  const poller = poll();
+  const code = await exited;
+  polling = false;
+  await poller;
   const line = /^BENCH_RESULT (.*)$/m.exec(stdout)?.[1];
   if (code !== 0 || line === undefined) {
     throw new Error(`wrk ${args.join(' ')} exited with ${code}:\n${stdout}\n${stderr}`);
@@ -163,4 +185,15 @@ export function accepted(result: Pick<WrkResult, 'status'>): number {
   return Object.entries(result.status)
     .filter(([status]) => status.startsWith('2'))
     .reduce((sum, [, n]) => sum + n, 0);
+}
+
+/** The order ids the threads of one run wrote (see {@link WrkRun.ordersFile}). */
+export function readOrderIdFiles(ordersFile: string, threads: number): string[] {
+  const ids: string[] = [];
+  for (let t = 0; t < threads; t++) {
+    const file = `${ordersFile}.${t}`;
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n')) if (line !== '') ids.push(line);
+  }
+  return ids;
 }

@@ -85,4 +85,21 @@ describe('several processes sharing Redis', () => {
       await writer.kill('SIGTERM');
     }
   });
+
+  it('creates and lists sales from the command line, and migrates an up-to-date database without change', async () => {
+    const apiOnly = processes[1];
+    const created = await runCli(['sale', 'create', '--name', 'CLI launch', '--stock', '42', '--duration-minutes', '5', '--url', apiOnly.url, '--json'], env);
+    assert.equal(created.code, 0, created.stderr);
+    const sale = JSON.parse(created.stdout) as { id: number; stock: number; name: string };
+    assert.deepEqual([sale.name, sale.stock], ['CLI launch', 42]);
+    const listed = await runCli(['sale', 'list', '--url', apiOnly.url], env);
+    assert.match(listed.stdout, new RegExp(`^${sale.id}\\s+0/42\\s+.*CLI launch$`, 'm'));
+    const page = await fetch(`${apiOnly.url}/api/sales/${sale.id}`);
+    assert.equal(((await page.json()) as { remaining: number }).remaining, 42, 'the stock was loaded');
+    const migrate = await runCli(['migrate'], env);
+    assert.deepEqual([migrate.code, migrate.stdout.trim()], [0, 'schema already up to date']);
+    const bad = await runCli(['sale', 'create', '--name', 'x', '--stock', '0', '--url', apiOnly.url], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /VALIDATION_FAILED/);
+  });
 });
