@@ -430,8 +430,8 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
     for (let i = 1; i <= options.runs; i++) {
       const orders = bench.drainTokens.count;
       const saleId = await client.createSale(orders);
-      // Every thread stops once it has sent its slice; wrk itself would still wait out -d,
-      // so it is ended as soon as the queue holds every order (or stops growing).
+      // Each token is sent once; wrk is ended as soon as the queue holds every order (or
+      // has stopped growing for 3 s, when some purchases failed).
       let lastPending = -1;
       let lastChange = performance.now();
       const fillOrders = join(bench.dir, `orders-drain-${i}`);
@@ -442,7 +442,7 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
         threads: options.threads,
         connections: options.connections,
         durationSeconds: 600,
-        onExhausted: 'stop',
+        onExhausted: 'idle',
         ordersFile: fillOrders,
         until: async () => {
           const pending = (await client.stats(saleId)).body.pending ?? 0;

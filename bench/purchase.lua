@@ -13,8 +13,11 @@
 --   BENCH_ON_EXHAUSTED
 --       "wrap" (default): start the slice again and count `reused` (the run then measures
 --                         duplicates too; the bench reports it as a warning)
---       "stop":           stop the thread (used to send each token exactly once); wrk itself
---                         still waits for its -d duration or SIGINT, which the bench sends
+--       "idle":           send each token exactly once, then only requests to a route that
+--                         does not exist (answered 404, no order); the bench ends wrk with
+--                         SIGINT once the sale's queue stops growing. (wrk.thread:stop()
+--                         would leave requests already prepared on other connections unsent,
+--                         and wrk waits out its -d duration anyway.)
 --   BENCH_ORDERS_FILE  when set, each thread writes the order id of every 2xx answer to
 --                      <file>.<thread index>, one per line, so the bench can check each
 --                      accepted order against the database (counts alone cannot tell a lost
@@ -37,7 +40,7 @@ function init(args)
   local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
   method = os.getenv("BENCH_METHOD") or "POST"
   path = os.getenv("BENCH_PATH") or "/"
-  stop_when_exhausted = os.getenv("BENCH_ON_EXHAUSTED") == "stop"
+  idle_when_exhausted = os.getenv("BENCH_ON_EXHAUSTED") == "idle"
 
   -- Interleaved slices: thread k takes lines k, k+n, k+2n, ... so the slices are disjoint
   -- and equally long whatever the file length.
@@ -60,7 +63,6 @@ function init(args)
   next_token = 1
   sent = 0
   reused = 0
-  stopped = 0
   counts = {}
 
   local orders_file = os.getenv("BENCH_ORDERS_FILE")
@@ -72,13 +74,7 @@ end
 
 function request()
   if next_token > #tokens then
-    if stop_when_exhausted then
-      -- The thread ends after this iteration; the request returned now goes to a route
-      -- that does not exist (counted as a 404), so no token is ever sent twice.
-      if stopped == 0 then
-        wrk.thread:stop()
-      end
-      stopped = stopped + 1
+    if idle_when_exhausted then
       return wrk.format("GET", "/bench-tokens-exhausted")
     end
     next_token = 1

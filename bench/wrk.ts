@@ -39,8 +39,12 @@ export interface WrkRun {
   readonly threads: number;
   readonly connections: number;
   readonly durationSeconds: number;
-  /** `stop`: each token is sent once, then the thread ends (fills a queue with exactly N orders). */
-  readonly onExhausted?: 'wrap' | 'stop';
+  /**
+   * `wrap` (default): a thread that used its slice starts it again (counted as `reused`).
+   * `idle`: each token is sent exactly once, then only requests answered 404; end the run
+   * with `until` (fills a queue with exactly N orders).
+   */
+  readonly onExhausted?: 'wrap' | 'idle';
   /** Each thread writes the order ids of its 2xx answers to `<ordersFile>.<thread>`. */
   readonly ordersFile?: string;
   /**

@@ -1,8 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-/** Which jobs one process runs: the HTTP API, the order writer (queue → database, expiry). */
-export type Role = 'api' | 'writer';
+/**
+ * Which jobs one process runs: the HTTP API, the order writer (queue → database, expiry),
+ * and ops (scheduled backups, verification, pruning, drills, alerts).
+ */
+export type Role = 'api' | 'writer' | 'ops';
+
+/** Where backups go: a name, and `file:///path` (or a plain path) or `s3://key:secret@bucket/prefix?endpoint=…&region=…`. */
+export interface BackupTargetSetting {
+  readonly name: string;
+  readonly url: string;
+}
+
+/** A set of program or configuration files to back up, as globs relative to `root`. */
+export interface FileSetSetting {
+  readonly name: string;
+  readonly root: string;
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+}
 
 /** How durable a reservation must be before the API answers 2xx. */
 export type Durability = 'leader' | 'replica';
@@ -52,6 +69,35 @@ export interface SeckillConfig {
   /** Worker processes for `seckill start` (node cluster). */
   readonly workers: number;
   readonly roles: readonly Role[];
+
+  /** Backup targets, in order; `backup run` writes to all of them unless told one. */
+  readonly backupTargets: readonly BackupTargetSetting[];
+  /** File with the 32-byte backup encryption key (hex or base64); generated into dataDir when empty and no key is given. */
+  readonly backupKeyFile: string;
+  /** The backup encryption key itself (hex or base64 of 32 bytes); wins over the file. */
+  readonly backupKey: string;
+  readonly backupCompression: 'zstd' | 'gzip';
+  /** MariaDB/MySQL: `logical` (mariadb-dump --single-transaction) or `physical` (mariabackup). */
+  readonly backupMysqlMethod: 'logical' | 'physical';
+  readonly backupFileSets: readonly FileSetSetting[];
+  readonly backupKeepLast: number;
+  readonly backupKeepHourly: number;
+  readonly backupKeepDaily: number;
+  readonly backupKeepWeekly: number;
+  readonly backupKeepMonthly: number;
+  /** Cron expressions (croner syntax) run by the ops role; empty = never. */
+  readonly backupSchedule: string;
+  readonly verifySchedule: string;
+  readonly pruneSchedule: string;
+  readonly drillSchedule: string;
+  /** POSTed a JSON alert when a job fails or a backup policy is breached; empty = metrics and log only. */
+  readonly alertWebhookUrl: string;
+  /** Alert when the newest complete backup is older than this. */
+  readonly backupMaxAgeMinutes: number;
+  /** Alert when no drill has passed within this many hours. */
+  readonly drillMaxAgeHours: number;
+  /** Alert when a backup's database artifact is smaller than this fraction of the previous one. */
+  readonly backupShrinkAlertRatio: number;
 }
 
 type Kind =
@@ -59,7 +105,10 @@ type Kind =
   | { readonly type: 'integer'; readonly min: number; readonly max: number }
   | { readonly type: 'boolean' }
   | { readonly type: 'enum'; readonly values: readonly string[] }
-  | { readonly type: 'list'; readonly values: readonly string[] };
+  | { readonly type: 'list'; readonly values: readonly string[] }
+  | { readonly type: 'number'; readonly min: number; readonly max: number }
+  | { readonly type: 'targets' }
+  | { readonly type: 'fileSets' };
 
 interface Setting {
   readonly key: keyof SeckillConfig;
@@ -98,7 +147,41 @@ const SETTINGS: readonly Setting[] = [
   { key: 'bodyLimitBytes', kind: { type: 'integer', min: 1024, max: 10 * 1024 * 1024 }, fallback: 16_384 },
   { key: 'logLevel', kind: { type: 'enum', values: LOG_LEVELS }, fallback: 'info' },
   { key: 'workers', kind: { type: 'integer', min: 1, max: 256 }, fallback: 1 },
-  { key: 'roles', kind: { type: 'list', values: ['api', 'writer'] }, fallback: ['api', 'writer'] },
+  { key: 'roles', kind: { type: 'list', values: ['api', 'writer', 'ops'] }, fallback: ['api', 'writer'] },
+  {
+    key: 'backupTargets',
+    kind: { type: 'targets' },
+    fallback: (partial: Record<string, unknown>) => [{ name: 'local', url: join(String(partial.dataDir), 'backups') }],
+  },
+  { key: 'backupKeyFile', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'backupKey', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'backupCompression', kind: { type: 'enum', values: ['zstd', 'gzip'] }, fallback: 'zstd' },
+  { key: 'backupMysqlMethod', kind: { type: 'enum', values: ['logical', 'physical'] }, fallback: 'logical' },
+  {
+    key: 'backupFileSets',
+    kind: { type: 'fileSets' },
+    fallback: [
+      {
+        name: 'app',
+        root: '.',
+        include: ['package.json', 'package-lock.json', 'dist/**', 'deploy/**', '*.config.json', 'seckill.json', 'data/secrets.json'],
+        exclude: ['node_modules/**', 'data/backups/**'],
+      },
+    ],
+  },
+  { key: 'backupKeepLast', kind: { type: 'integer', min: 0, max: 10_000 }, fallback: 7 },
+  { key: 'backupKeepHourly', kind: { type: 'integer', min: 0, max: 10_000 }, fallback: 24 },
+  { key: 'backupKeepDaily', kind: { type: 'integer', min: 0, max: 10_000 }, fallback: 7 },
+  { key: 'backupKeepWeekly', kind: { type: 'integer', min: 0, max: 10_000 }, fallback: 4 },
+  { key: 'backupKeepMonthly', kind: { type: 'integer', min: 0, max: 10_000 }, fallback: 12 },
+  { key: 'backupSchedule', kind: { type: 'string', allowEmpty: true }, fallback: '5 * * * *' },
+  { key: 'verifySchedule', kind: { type: 'string', allowEmpty: true }, fallback: '40 2 * * *' },
+  { key: 'pruneSchedule', kind: { type: 'string', allowEmpty: true }, fallback: '50 2 * * *' },
+  { key: 'drillSchedule', kind: { type: 'string', allowEmpty: true }, fallback: '15 3 * * *' },
+  { key: 'alertWebhookUrl', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'backupMaxAgeMinutes', kind: { type: 'integer', min: 1, max: 525_600 }, fallback: 120 },
+  { key: 'drillMaxAgeHours', kind: { type: 'integer', min: 1, max: 8760 }, fallback: 48 },
+  { key: 'backupShrinkAlertRatio', kind: { type: 'number', min: 0, max: 1 }, fallback: 0.5 },
 ];
 
 /** `rateLimitPerUser` → `SECKILL_RATE_LIMIT_PER_USER`. */
@@ -126,7 +209,56 @@ function describeAllowed(kind: Kind): string {
       return `one of ${kind.values.join(', ')}`;
     case 'list':
       return `a comma-separated list of ${kind.values.join(', ')}`;
+    case 'number':
+      return `a number from ${kind.min} to ${kind.max}`;
+    case 'targets':
+      return 'a comma-separated list of name=url (url: a folder path, file:///path or s3://bucket/prefix?endpoint=…), with distinct names';
+    case 'fileSets':
+      return 'a JSON array of { "name", "root", "include": [globs], "exclude": [globs] } with distinct names';
   }
+}
+
+/** `local=/var/backups,offsite=s3://…` (env) or `[{ name, url }]` (file) → targets. */
+function parseTargets(value: unknown): BackupTargetSetting[] | null {
+  const items = typeof value === 'string'
+    ? value.split(',').map((part) => part.trim()).filter(Boolean).map((part) => {
+        const eq = part.indexOf('=');
+        return eq > 0 ? { name: part.slice(0, eq).trim(), url: part.slice(eq + 1).trim() } : null;
+      })
+    : Array.isArray(value) ? value : null;
+  if (!items || items.length === 0) return null;
+  const targets: BackupTargetSetting[] = [];
+  for (const item of items) {
+    if (!item || typeof item !== 'object') return null;
+    const { name, url } = item as Record<string, unknown>;
+    if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,31}$/i.test(name) || typeof url !== 'string' || url === '') return null;
+    if (targets.some((t) => t.name === name)) return null;
+    targets.push({ name, url });
+  }
+  return targets;
+}
+
+/** A JSON array (text in env, array in the file) → file sets. */
+function parseFileSets(value: unknown): FileSetSetting[] | null {
+  let items = value;
+  if (typeof value === 'string') {
+    try {
+      items = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  if (!Array.isArray(items)) return null;
+  const sets: FileSetSetting[] = [];
+  const globs = (v: unknown): v is string[] => Array.isArray(v) && v.every((g) => typeof g === 'string' && g !== '');
+  for (const item of items) {
+    if (!item || typeof item !== 'object') return null;
+    const { name, root = '.', include, exclude = [] } = item as Record<string, unknown>;
+    if (typeof name !== 'string' || name === '' || typeof root !== 'string' || !globs(include) || include.length === 0 || !globs(exclude)) return null;
+    if (sets.some((s) => s.name === name)) return null;
+    sets.push({ name, root, include, exclude });
+  }
+  return sets;
 }
 
 function parseValue(setting: Setting, raw: unknown, source: Source): unknown {
@@ -158,6 +290,15 @@ function parseValue(setting: Setting, raw: unknown, source: Source): unknown {
       if (!items || items.length === 0 || items.some((i) => typeof i !== 'string' || !kind.values.includes(i))) fail();
       return [...new Set(items as string[])];
     }
+    case 'number': {
+      const n = typeof text === 'number' ? text : typeof text === 'string' && text !== '' ? Number(text) : NaN;
+      if (!Number.isFinite(n) || n < kind.min || n > kind.max) fail();
+      return n;
+    }
+    case 'targets':
+      return parseTargets(text) ?? fail();
+    case 'fileSets':
+      return parseFileSets(text) ?? fail();
   }
 }
 
@@ -246,7 +387,7 @@ function checkCombination(config: SeckillConfig): void {
         `invalid configuration SECKILL_WORKERS=${config.workers}: the in-process stock store lives in one process; set SECKILL_REDIS_URL to run several workers`,
       );
     }
-    if (config.roles.length !== 2) {
+    if (!config.roles.includes('api') || !config.roles.includes('writer')) {
       throw new ConfigError(
         `invalid configuration SECKILL_ROLES=${config.roles.join(',')}: the in-process stock store needs the api and writer roles in the same process; set SECKILL_REDIS_URL to split roles`,
       );
