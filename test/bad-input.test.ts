@@ -108,6 +108,17 @@ describe('bad input', () => {
     assert.equal((await app.node.db.countOrders(saleId)).created, 0, 'nothing was bought');
   });
 
+  it('answers a sale this node knows is sold out with 409 before looking at the token', async () => {
+    const tiny = await app.client.createSale(1);
+    assert.equal((await app.client.purchase(tiny, 'lucky')).status, 202);
+    assert.equal((await app.client.purchase(tiny, 'late')).body.code, 'SOLD_OUT');
+    const forged = await app.client.request('POST', `/api/sales/${tiny}/purchase`, { token: 'not.a.token' });
+    assert.deepEqual([forged.status, forged.body.code], [409, 'SOLD_OUT']);
+    const anonymous = await app.client.request('POST', `/api/sales/${tiny}/purchase`);
+    assert.deepEqual([anonymous.status, anonymous.body.code], [401, 'UNAUTHORIZED'], 'a request without any bearer token is still refused');
+    assert.equal((await app.node.db.countOrders(tiny)).created, 1);
+  });
+
   it('answers a sale outside its window with 409 SALE_NOT_ACTIVE', async () => {
     const later = await app.client.createSale(5, { startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 });
     const answer = await app.client.purchase(later, 'early-bird');

@@ -2,13 +2,23 @@ import type { FastifyReply } from 'fastify';
 import { ERRORS } from './errors.js';
 import type { ErrorCode } from './errors.js';
 
+/** Bodies of errors answered with their standard message, serialized once. */
+const STANDARD_BODIES = new Map<ErrorCode, string>(
+  Object.entries(ERRORS).map(([code, { message }]) => [code as ErrorCode, JSON.stringify({ code, message })]),
+);
+
 /**
  * Answers with an error code without throwing: the purchase path answers SOLD_OUT and
- * friends thousands of times a second, and an exception's stack trace is not free.
+ * friends thousands of times a second, and an exception's stack trace is not free. A
+ * standard message goes out as a string serialized once at start-up.
  */
 export function replyError(reply: FastifyReply, code: ErrorCode, message?: string, retryAfter?: number): FastifyReply {
   if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
-  return reply.code(ERRORS[code].status).send({ code, message: message ?? ERRORS[code].message });
+  void reply.code(ERRORS[code].status);
+  if (message === undefined) {
+    return reply.header('content-type', 'application/json; charset=utf-8').send(STANDARD_BODIES.get(code));
+  }
+  return reply.send({ code, message });
 }
 
 /** Parses a numeric id from a path; null when it is not one (the caller answers 404). */

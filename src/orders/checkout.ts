@@ -35,13 +35,24 @@ export class Checkout {
     this.#options = Object.freeze({ ...options });
   }
 
+  /**
+   * True when this node already knows the sale is sold out (an open sale, flagged in the
+   * last second): the caller can answer SOLD_OUT before any other work.
+   */
+  knownSoldOut(saleId: number, now = Date.now()): boolean {
+    const sale = this.#catalog.peek(saleId);
+    return sale !== undefined && now >= sale.startsAt && now < sale.endsAt && this.#catalog.isSoldOut(saleId, now);
+  }
+
   /** Tries to buy one unit of `saleId` for `userId` coming from `ip`. */
   async purchase(saleId: number, userId: string, ip: string, now = Date.now()): Promise<PurchaseResult> {
-    let sale;
-    try {
-      sale = await this.#catalog.get(saleId, now);
-    } catch (err) {
-      return { kind: 'unavailable', reason: `database: ${(err as Error).message}` };
+    let sale = this.#catalog.peek(saleId);
+    if (!sale) {
+      try {
+        sale = await this.#catalog.get(saleId, now);
+      } catch (err) {
+        return { kind: 'unavailable', reason: `database: ${(err as Error).message}` };
+      }
     }
     if (!sale) return { kind: 'not_found' };
     if (now < sale.startsAt || now >= sale.endsAt) return { kind: 'not_active' };

@@ -41,6 +41,11 @@ export class SaleCatalog {
     return sale;
   }
 
+  /** The sale if it is cached: the purchase path's synchronous fast path. */
+  peek(saleId: number): Sale | undefined {
+    return this.#sales.get(saleId);
+  }
+
   /** Puts a sale this node just created into the cache. */
   remember(sale: Sale): void {
     this.#sales.set(sale.id, sale);

@@ -9,6 +9,11 @@ const orderRef = {
   properties: { orderId: { type: 'string' }, status: { type: 'string' } },
 } as const;
 
+const errorBody = {
+  type: 'object',
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
 const saleView = {
   type: 'object',
   properties: {
@@ -55,18 +60,27 @@ export function registerSaleRoutes(app: FastifyInstance, ctx: ApiContext): void 
 
   app.post<{ Params: { id: string } }>(
     '/api/sales/:id/purchase',
-    { schema: { response: { 200: orderRef, 202: orderRef } } },
+    { schema: { response: { 200: orderRef, 202: orderRef, '4xx': errorBody, '5xx': errorBody } } },
     async (request, reply) => {
       const started = performance.now();
       try {
-        const userId = ctx.users.userOf(request.headers.authorization);
-        if (userId === null) return replyError(reply, 'UNAUTHORIZED');
+        const { authorization } = request.headers;
+        if (authorization === undefined || !authorization.startsWith('Bearer ')) return replyError(reply, 'UNAUTHORIZED');
         const saleId = parseId(request.params.id);
         if (saleId === null) {
           count('not_found');
           return replyError(reply, 'SALE_NOT_FOUND', `no sale with id ${request.params.id}`);
         }
-        const result = await ctx.checkout.purchase(saleId, userId, request.ip);
+        const now = Date.now();
+        if (ctx.checkout.knownSoldOut(saleId, now)) {
+          // Before the token check: "sold out" tells nothing that GET /api/sales/:id does not
+          // tell anyone, and skipping the HMAC is most of what keeps a sold-out sale cheap.
+          count('sold_out');
+          return replyError(reply, 'SOLD_OUT');
+        }
+        const userId = ctx.users.userOf(authorization);
+        if (userId === null) return replyError(reply, 'UNAUTHORIZED');
+        const result = await ctx.checkout.purchase(saleId, userId, request.ip, now);
         count(result.kind);
         switch (result.kind) {
           case 'reserved':
