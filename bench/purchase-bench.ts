@@ -10,8 +10,10 @@
  *   --connections N     wrk connections (default 64)
  *   --threads N         wrk threads (default 2)
  *   --drain-orders N    orders queued before each drain measurement (default 200000)
+ *   --writers N         writer-only nodes that drain together (default 1)
+ *   --writer-batch-size N  SECKILL_WRITER_BATCH_SIZE of the writer-only nodes (default: the service's)
  *   --only LIST         some of baseline,embedded,redis,soldout,drain (the baseline always runs)
- *   --profile           run the seckill processes under `node --cpu-prof` and summarise
+ *   --profile           record a V8 CPU profile of every seckill process and summarise
  *                       where their CPU time went (slower: numbers are not comparable, and
  *                       bench/results/latest.json is left alone)
  */
@@ -37,7 +39,11 @@ import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile-summary
 import type { ProfileSummary } from './cpu-profile-summary.js';
 import { checkAccepted, readSale } from './db-checks.js';
 import type { SaleRecord } from './db-checks.js';
-import { MetricsSampler } from './metrics-sampler.js';
+import { MetricsSampler, metricValue } from './metrics-sampler.js';
+import { watchCpu } from './proc-cpu.js';
+import type { CpuUse } from './proc-cpu.js';
+import { readRedisStats, resetRedisStats } from './redis-stats.js';
+import type { RedisCommandStat } from './redis-stats.js';
 import { median, round, thousands } from './stats.js';
 import { writeTokenFile } from './tokens.js';
 import { accepted, ensureWrk, readOrderIdFiles, runWrk, wrkVersion } from './wrk.js';
@@ -59,8 +65,11 @@ type ScenarioName = (typeof SCENARIOS)[number];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const HELLO_SERVER = fileURLToPath(new URL('./hello-server.js', import.meta.url));
+const PROFILER_PRELOAD = fileURLToPath(new URL('./cpu-profiler-preload.js', import.meta.url));
 /** Most units a sale may have (the admin API's limit). */
 const MAX_STOCK = 10_000_000;
+/** Pause between reads of the queue length while timing a drain. */
+const PENDING_POLL_MS = 50;
 /** How long a queue may take to drain after a run before the run counts as failed. */
 const DRAIN_TIMEOUT_MS = 180_000;
 
@@ -71,6 +80,10 @@ interface Options {
   readonly connections: number;
   readonly threads: number;
   readonly drainOrders: number;
+  /** Writer-only nodes started together for the drain (default 1). */
+  readonly writers: number;
+  /** SECKILL_WRITER_BATCH_SIZE for the writer-only nodes; undefined = the service's default. */
+  readonly writerBatchSize: number | undefined;
   readonly only: ReadonlySet<ScenarioName>;
   readonly profile: boolean;
 }
@@ -84,6 +97,8 @@ function parseOptions(): Options {
       connections: { type: 'string', default: '64' },
       threads: { type: 'string', default: '2' },
       'drain-orders': { type: 'string', default: '200000' },
+      writers: { type: 'string', default: '1' },
+      'writer-batch-size': { type: 'string' },
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
     },
@@ -105,6 +120,8 @@ function parseOptions(): Options {
     connections: positive('connections', values.connections, 10_000),
     threads: positive('threads', values.threads, 64),
     drainOrders: positive('drain-orders', values['drain-orders'], MAX_STOCK),
+    writers: positive('writers', values.writers, 16),
+    writerBatchSize: values['writer-batch-size'] === undefined ? undefined : positive('writer-batch-size', values['writer-batch-size'], 10_000),
     only,
     profile: values.profile ?? false,
   };
@@ -149,6 +166,21 @@ function log(line: string): void {
   process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 }
 
+/** `node 0.95 cores 98 µs/req, redis 0.2 cores …` for the log. */
+function cpuSummary(cpu: CpuUse): string {
+  const parts = Object.entries(cpu.processes).map(([name, p]) => `${name} ${p.cores} cores${p.usPerRequest === null ? '' : ` ${p.usPerRequest} µs/req`}`);
+  return `${parts.join(', ')}; machine ${cpu.machineCores ?? '?'} cores busy, ${cpu.otherCores ?? '?'} of them other people's`;
+}
+
+/** `evalsha 25.1 µs/req, xadd 3.2 µs/req …`: Redis's own time per request (or order), top commands. */
+function redisSummary(stats: readonly RedisCommandStat[] | undefined, requests: number): string {
+  if (!stats || requests <= 0) return '';
+  return stats
+    .slice(0, 6)
+    .map((s) => `${s.command} ${(s.usec / requests).toFixed(1)}`)
+    .join(', ');
+}
+
 /** Stops a `seckill start` process: SIGTERM (a clean stop, which also writes a CPU profile), SIGKILL after 15 s. */
 async function stopApp(app: AppProcess): Promise<void> {
   const timer = setTimeout(() => app.child.kill('SIGKILL'), 15_000);
@@ -191,6 +223,10 @@ interface PurchaseRun {
   readonly maxPending: number | null;
   /** From the end of the measurement until the sale's queue was empty. */
   readonly drainTailSeconds: number | null;
+  /** CPU of the server, Redis and MariaDB during the measurement (cores, µs per request). */
+  readonly cpu: CpuUse;
+  /** Redis `INFO commandstats` over the measurement (Redis lines only). */
+  readonly redisCommandStats?: readonly RedisCommandStat[];
   readonly loadAverage: number;
 }
 
@@ -217,6 +253,7 @@ interface BaselineRun {
   readonly maxMs: number;
   readonly requests: number;
   readonly status: Readonly<Record<string, number>>;
+  readonly cpu: CpuUse;
   readonly loadAverage: number;
 }
 
@@ -238,7 +275,14 @@ interface DrainRun {
   /** Accepted order ids not in the database after the drain, plus orders it refused. */
   readonly lost: number;
   readonly oversold: number;
-  readonly statsPolls: number;
+  /** Reads of the api node's `seckill_orders_pending` while timing the drain. */
+  readonly pendingPolls: number;
+  /** How long one `GET …/stats` took with the queue full (nothing in the database yet) and after the drain. */
+  readonly statsMs: { readonly beforeDrain: number; readonly afterDrain: number };
+  /** CPU of the writer node, MariaDB, Redis and the api node during the drain (µs per order). */
+  readonly cpu: CpuUse;
+  /** Redis `INFO commandstats` over the drain. */
+  readonly redisCommandStats: readonly RedisCommandStat[];
   readonly loadAverage: number;
 }
 
@@ -260,6 +304,8 @@ function figures(runs: readonly { requestsPerSecond: number; p50Ms: number; p99M
 
 interface Bench {
   readonly options: Options;
+  /** Environment that makes a Node process record a CPU profile under --profile; empty otherwise. */
+  readonly profileEnv: (name: string) => Record<string, string>;
   readonly wrk: string;
   readonly dir: string;
   readonly adminToken: string;
@@ -270,9 +316,9 @@ interface Bench {
   drainTokens: { file: string; count: number };
 }
 
-async function startHelloServer(): Promise<{ url: string; child: ChildProcess }> {
+async function startHelloServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [HELLO_SERVER, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [HELLO_SERVER, String(port)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let output = '';
   child.stderr!.on('data', (d: Buffer) => (output += d));
@@ -311,16 +357,27 @@ async function waitDrained(client: AppClient, saleId: number, timeoutMs = DRAIN_
 
 async function baselineRuns(bench: Bench): Promise<ScenarioResult> {
   const { options } = bench;
-  const hello = await startHelloServer();
+  const hello = await startHelloServer(bench.profileEnv('baseline'));
   const runs: BaselineRun[] = [];
   try {
     for (let i = 1; i <= options.runs; i++) {
       const common = { url: hello.url, path: '/', tokenFile: bench.warmTokens.file, threads: options.threads, connections: options.connections, track };
       await runWrk(bench.wrk, { ...common, durationSeconds: options.warmupSeconds });
       const load = loadavg()[0];
+      const cpu = watchCpu({ node: hello.child.pid });
       const r = await runWrk(bench.wrk, { ...common, durationSeconds: options.durationSeconds });
-      runs.push({ requestsPerSecond: round(r.requestsPerSecond, 0), p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, requests: r.requests, status: r.status, loadAverage: round(load) });
-      log(`baseline run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
+      runs.push({
+        requestsPerSecond: round(r.requestsPerSecond, 0),
+        p50Ms: r.p50Ms,
+        p90Ms: r.p90Ms,
+        p99Ms: r.p99Ms,
+        maxMs: r.maxMs,
+        requests: r.requests,
+        status: r.status,
+        cpu: cpu(r.requests, { wrk: r.cpuSeconds }),
+        loadAverage: round(load),
+      });
+      log(`baseline run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms; cpu ${cpuSummary(runs[runs.length - 1].cpu)}`);
     }
   } finally {
     await stopChild(hello.child);
@@ -328,10 +385,26 @@ async function baselineRuns(bench: Bench): Promise<ScenarioResult> {
   return { name: 'baseline', label: 'baseline: fastify hello world', runs, median: figures(runs), ratio: 1 };
 }
 
+/** A node started for one measurement, and how to stop it. */
+interface RunTarget extends SeckillTarget {
+  /** Set for the sold-out line: the sale whose one unit is already sold, and that order. */
+  readonly soldOut?: { readonly saleId: number; readonly orderId: string };
+  stop(): Promise<void>;
+}
+
+interface Servers {
+  readonly redis: RedisServer;
+  readonly mariadb: DatabaseServer;
+}
+
 interface SeckillTarget {
   readonly app: AppProcess;
   readonly client: AppClient;
   readonly databaseUrl: string;
+  /** Processes whose CPU is watched during each measurement. */
+  readonly pids: Readonly<Record<string, number | undefined>>;
+  /** The private Redis, whose command statistics are read after each measurement. */
+  readonly redisUrl?: string;
 }
 
 /**
@@ -341,72 +414,102 @@ interface SeckillTarget {
  */
 async function purchaseRuns(
   bench: Bench,
-  target: SeckillTarget,
   name: ScenarioName,
   label: string,
   baseline: Figures,
-  soldOut?: { readonly saleId: number; readonly orderId: string },
+  startTarget: (run: number) => Promise<RunTarget>,
 ): Promise<ScenarioResult> {
-  const soldOutSale = soldOut?.saleId;
-  // The sold-out sale's one unit was bought before the runs, outside wrk.
-  const firstOrderId = soldOut?.orderId;
   const { options } = bench;
   const runs: PurchaseRun[] = [];
   for (let i = 1; i <= options.runs; i++) {
-    const saleId = soldOutSale ?? (await target.client.createSale(Math.min(MAX_STOCK, bench.warmTokens.count + bench.mainTokens.count + 1)));
-    const path = `/api/sales/${saleId}/purchase`;
-    const common = { url: target.app.url, path, threads: options.threads, connections: options.connections, track };
-    const sampler = soldOutSale === undefined ? new MetricsSampler(target.app.url) : undefined;
-    const ordersFile = join(bench.dir, `orders-${name}-${i}`);
-    const warm = await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds, ordersFile: `${ordersFile}-warm` });
-    const load = loadavg()[0];
-    const r = await runWrk(bench.wrk, { ...common, tokenFile: bench.mainTokens.file, durationSeconds: options.durationSeconds, ordersFile: `${ordersFile}-main` });
-    const tail = await waitDrained(target.client, saleId);
-    const lag = await sampler?.stop();
-    const ids = [...readOrderIdFiles(`${ordersFile}-warm`, options.threads), ...readOrderIdFiles(`${ordersFile}-main`, options.threads), ...(firstOrderId ? [firstOrderId] : [])];
-    const [db, check] = await Promise.all([readSale(target.databaseUrl, saleId), checkAccepted(target.databaseUrl, saleId, ids)]);
-    const answered2xx = accepted(warm) + accepted(r) + (firstOrderId ? 1 : 0);
-    const run: PurchaseRun = {
-      saleId,
-      requestsPerSecond: round(r.requestsPerSecond, 0),
-      p50Ms: r.p50Ms,
-      p90Ms: r.p90Ms,
-      p99Ms: r.p99Ms,
-      maxMs: r.maxMs,
-      requests: r.requests,
-      status: r.status,
-      errors: r.errors,
-      warmupStatus: warm.status,
-      tokensReused: warm.reused + r.reused,
-      answered2xx,
-      accepted: check.accepted,
-      db,
-      oversold: Math.max(0, db.live - db.stock, db.sold - db.stock),
-      lost: check.lost + db.rejected,
-      lostExamples: check.lostExamples,
-      unobserved: check.unobserved,
-      maxWriterLagSeconds: lag?.maxWriterLagSeconds ?? null,
-      maxPending: lag?.maxPending ?? null,
-      drainTailSeconds: soldOutSale === undefined ? round(tail) : null,
-      loadAverage: round(load),
-    };
-    runs.push(run);
-    log(
-      `${name} run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, status ${JSON.stringify(r.status)}` +
-        (r.errors.timeout + r.errors.connect + r.errors.read + r.errors.write > 0 ? `, socket errors ${JSON.stringify(r.errors)}` : '') +
-        `; oversold ${run.oversold}, lost ${run.lost}` +
-        (run.maxWriterLagSeconds !== null ? `, max writer lag ${run.maxWriterLagSeconds} s, max pending ${run.maxPending}, drained ${run.drainTailSeconds} s after the load` : '') +
-        (run.tokensReused > 0 ? `; WARNING: ${run.tokensReused} tokens were sent twice (pool too small)` : ''),
-    );
+    const target = await startTarget(i);
+    try {
+      runs.push(await purchaseRun(bench, target, name, i));
+    } finally {
+      await target.stop();
+    }
   }
   const median = figures(runs);
   return { name, label, runs, median, ratio: round(median.requestsPerSecond / baseline.requestsPerSecond) };
 }
 
-/** Spawns a `seckill start` that runs only the writer role (it has no HTTP port to wait for). */
-function startWriterProcess(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+/** One measurement on a node of its own: warm-up, measurement, drain, checks. */
+async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, i: number): Promise<PurchaseRun> {
+  const { options } = bench;
+  const soldOutSale = target.soldOut?.saleId;
+  // The sold-out sale's one unit was bought before the run, outside wrk.
+  const firstOrderId = target.soldOut?.orderId;
+  const saleId = soldOutSale ?? (await target.client.createSale(Math.min(MAX_STOCK, bench.warmTokens.count + bench.mainTokens.count + 1)));
+  const path = `/api/sales/${saleId}/purchase`;
+  const common = { url: target.app.url, path, threads: options.threads, connections: options.connections, track };
+  const sampler = soldOutSale === undefined ? new MetricsSampler(target.app.url) : undefined;
+  const ordersFile = join(bench.dir, `orders-${name}-${i}`);
+  const warm = await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds, ordersFile: `${ordersFile}-warm` });
+  const load = loadavg()[0];
+  if (target.redisUrl) await resetRedisStats(target.redisUrl);
+  const cpu = watchCpu(target.pids);
+  const r = await runWrk(bench.wrk, { ...common, tokenFile: bench.mainTokens.file, durationSeconds: options.durationSeconds, ordersFile: `${ordersFile}-main` });
+  const cpuUse = cpu(r.requests, { wrk: r.cpuSeconds });
+  const redisStats = target.redisUrl ? await readRedisStats(target.redisUrl) : undefined;
+  const tail = await waitDrained(target.client, saleId);
+  const lag = await sampler?.stop();
+  const ids = [...readOrderIdFiles(`${ordersFile}-warm`, options.threads), ...readOrderIdFiles(`${ordersFile}-main`, options.threads), ...(firstOrderId ? [firstOrderId] : [])];
+  const [db, check] = await Promise.all([readSale(target.databaseUrl, saleId), checkAccepted(target.databaseUrl, saleId, ids)]);
+  const answered2xx = accepted(warm) + accepted(r) + (firstOrderId ? 1 : 0);
+  const run: PurchaseRun = {
+    saleId,
+    requestsPerSecond: round(r.requestsPerSecond, 0),
+    p50Ms: r.p50Ms,
+    p90Ms: r.p90Ms,
+    p99Ms: r.p99Ms,
+    maxMs: r.maxMs,
+    requests: r.requests,
+    status: r.status,
+    errors: r.errors,
+    warmupStatus: warm.status,
+    tokensReused: warm.reused + r.reused,
+    answered2xx,
+    accepted: check.accepted,
+    db,
+    oversold: Math.max(0, db.live - db.stock, db.sold - db.stock),
+    lost: check.lost + db.rejected,
+    lostExamples: check.lostExamples,
+    unobserved: check.unobserved,
+    maxWriterLagSeconds: lag?.maxWriterLagSeconds ?? null,
+    maxPending: lag?.maxPending ?? null,
+    drainTailSeconds: soldOutSale === undefined ? round(tail) : null,
+    cpu: cpuUse,
+    redisCommandStats: redisStats,
+    loadAverage: round(load),
+  };
+  log(
+    `${name} run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, status ${JSON.stringify(r.status)}` +
+      (r.errors.timeout + r.errors.connect + r.errors.read + r.errors.write > 0 ? `, socket errors ${JSON.stringify(r.errors)}` : '') +
+      `; oversold ${run.oversold}, lost ${run.lost}` +
+      (run.maxWriterLagSeconds !== null ? `, max writer lag ${run.maxWriterLagSeconds} s, max pending ${run.maxPending}, drained ${run.drainTailSeconds} s after the load` : '') +
+      (run.tokensReused > 0 ? `; WARNING: ${run.tokensReused} tokens were sent twice (pool too small)` : '') +
+      `; cpu ${cpuSummary(cpuUse)}` +
+      (redisStats ? `; redis µs/req by command: ${redisSummary(redisStats, r.requests)}` : ''),
+  );
+  return run;
+}
+
+/**
+ * Spawns a `seckill start` that runs only the writer role. It is not waited for: the drain
+ * timing starts at the spawn, and its start-up is reported apart. Every node serves health
+ * and metrics, so each writer gets a port of its own in `env` (the default 8080 may be
+ * taken, and two writers would collide on it).
+ */
+function startWriterProcess(env: Record<string, string> & { SECKILL_PORT: string }): { child: ChildProcess; output: () => string } {
   const child = spawn(process.execPath, [CLI, 'start'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', SECKILL_LOG_LEVEL: 'warn', ...env, SECKILL_ROLES: 'writer' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      SECKILL_LOG_LEVEL: 'warn',
+      SECKILL_HOST: '127.0.0.1',
+      ...env,
+      SECKILL_ROLES: 'writer',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(child);
@@ -420,14 +523,25 @@ function startWriterProcess(env: Record<string, string>): { child: ChildProcess;
  * Writer throughput into MariaDB: an api-only node takes N purchases (nothing drains them),
  * then a writer-only node starts and we time how long the queue takes to empty.
  */
-async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseUrl: string, profileDir: string | undefined): Promise<DrainResult> {
-  const { options } = bench;
-  const api = await startAppProcess({ ...appEnv, SECKILL_ROLES: 'api' });
-  track(api.child);
-  const client = new AppClient(api.url, bench.adminToken, bench.jwtSecret);
+async function drainRuns(
+  bench: Bench,
+  servers: Servers,
+  freshBackends: (run: number) => Promise<{ env: Record<string, string>; databaseUrl: string; drop: () => Promise<void> }>,
+): Promise<DrainResult> {
+  const { options, profileEnv } = bench;
+  const secrets = { SECKILL_ADMIN_TOKEN: bench.adminToken, SECKILL_JWT_SECRET: bench.jwtSecret };
   const runs: DrainRun[] = [];
-  try {
-    for (let i = 1; i <= options.runs; i++) {
+  for (let i = 1; i <= options.runs; i++) {
+    // A fresh database and key prefix per run: the writer shares each read among every sale
+    // registered under its prefix, so sales left from earlier runs would shrink its batches.
+    const backends = await freshBackends(i);
+    const { databaseUrl } = backends;
+    const appEnv = { ...backends.env, ...secrets };
+    const api = await startAppProcess({ ...appEnv, ...profileEnv('api-only'), SECKILL_ROLES: 'api' });
+    track(api.child);
+    cleanups.push(() => stopApp(api));
+    const client = new AppClient(api.url, bench.adminToken, bench.jwtSecret);
+    try {
       const orders = bench.drainTokens.count;
       const saleId = await client.createSale(orders);
       // Each token is sent once; wrk is ended as soon as the queue holds every order (or
@@ -455,38 +569,64 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
         track,
       });
       const filled = accepted(fill);
+      const statsBeforeAsked = performance.now();
       const before = await client.stats(saleId);
+      const statsBeforeMs = performance.now() - statsBeforeAsked;
       log(
         `drain run ${i}: queued ${thousands(before.body.pending ?? 0)} orders through the api-only node at ${thousands(fill.requestsPerSecond)} req/s ` +
           `(p99 ${fill.p99Ms} ms, status ${JSON.stringify(fill.status)}); starting a writer-only node`,
       );
       const from0 = before.body.pending ?? 0;
       const load = loadavg()[0];
-      const writerEnv = { ...appEnv, ...(profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, 'writer')}` } : {}) };
+      const writerEnv = {
+        ...appEnv,
+        ...profileEnv('writer'),
+        ...(options.writerBatchSize ? { SECKILL_WRITER_BATCH_SIZE: String(options.writerBatchSize) } : {}),
+      };
+      await resetRedisStats(servers.redis.url);
       const spawnedAt = performance.now();
-      const writer = startWriterProcess(writerEnv);
+      const ports = await Promise.all(Array.from({ length: options.writers }, () => freePort()));
+      const writers = ports.map((port, w) => startWriterProcess({ ...writerEnv, SECKILL_PORT: String(port), SECKILL_WORKER_INDEX: String(w) }));
+      const cpu = watchCpu({
+        ...Object.fromEntries(writers.map((w, n) => [n === 0 ? 'writer' : `writer ${n + 1}`, w.child.pid])),
+        mariadb: servers.mariadb.pid,
+        redis: servers.redis.pid,
+        'api (stats polls)': api.child.pid,
+      });
       let firstProgress: { at: number; pending: number } | undefined;
       let emptyAt: number | undefined;
+      let cpuUse: CpuUse | undefined;
       let polls = 0;
       try {
+        // Timed with the api node's `seckill_orders_pending` (an XLEN in Redis), not with
+        // `GET …/stats`: stats also counts the sale's orders in MariaDB, which on a sale of
+        // 200,000 orders takes long enough to slow the very writer being timed (see
+        // statsMs). Stats confirms the end.
         for (;;) {
-          const stats = await client.stats(saleId);
+          const pending = metricValue(await (await fetch(`${api.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text(), 'seckill_orders_pending');
           polls++;
           const now = performance.now();
-          const pending = stats.body.pending;
-          if (stats.status !== 200 || pending === null) throw new Error(`stats of sale ${saleId} answered ${stats.status} ${JSON.stringify(stats.body)}`);
-          if (firstProgress === undefined && pending < (before.body.pending ?? orders)) firstProgress = { at: now, pending };
+          if (pending === undefined) throw new Error(`the api node's /metrics has no seckill_orders_pending`);
+          if (firstProgress === undefined && pending < from0) firstProgress = { at: now, pending };
           if (pending === 0) {
             emptyAt = now;
+            // Before the writer stops: its CPU time is gone with its /proc entry.
+            cpuUse = cpu(from0);
             break;
           }
-          if (writer.child.exitCode !== null) throw new Error(`the writer-only node exited with ${writer.child.exitCode}:\n${writer.output()}`);
+          const dead = writers.find((w) => w.child.exitCode !== null);
+          if (dead) throw new Error(`a writer-only node exited with ${dead.child.exitCode}:\n${dead.output()}`);
           if (now - spawnedAt > DRAIN_TIMEOUT_MS) throw new Error(`the queue of sale ${saleId} still held ${pending} orders after ${DRAIN_TIMEOUT_MS / 1000} s`);
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await new Promise((resolve) => setTimeout(resolve, PENDING_POLL_MS));
         }
       } finally {
-        await stopChild(writer.child);
+        await Promise.all(writers.map((w) => stopChild(w.child)));
       }
+      const redisStats = await readRedisStats(servers.redis.url);
+      const statsAsked = performance.now();
+      const after = await client.stats(saleId);
+      const statsAfterMs = performance.now() - statsAsked;
+      if (after.body.pending !== 0) throw new Error(`/metrics said the queue was empty but the stats of sale ${saleId} say ${JSON.stringify(after.body)}`);
       const [db, check] = await Promise.all([readSale(databaseUrl, saleId), checkAccepted(databaseUrl, saleId, readOrderIdFiles(fillOrders, options.threads))]);
       // The first sample that shows progress already hides some; counting from it, with the
       // orders still queued then, leaves the start-up out without inflating the rate.
@@ -505,17 +645,22 @@ async function drainRuns(bench: Bench, appEnv: Record<string, string>, databaseU
         db,
         lost: check.lost + db.rejected,
         oversold: Math.max(0, db.live - db.stock, db.sold - db.stock),
-        statsPolls: polls,
+        pendingPolls: polls,
+        statsMs: { beforeDrain: round(statsBeforeMs), afterDrain: round(statsAfterMs) },
+        cpu: cpuUse!,
+        redisCommandStats: redisStats,
         loadAverage: round(load),
       };
       runs.push(run);
       log(
         `drain run ${i}: ${thousands(run.ordersPerSecond)} orders/s (${thousands(from.pending)} orders in ${run.seconds} s; ` +
-          `${run.totalSeconds} s including the writer's start-up); oversold ${run.oversold}, lost ${run.lost}`,
+          `${run.totalSeconds} s including the writer's start-up); oversold ${run.oversold}, lost ${run.lost}; ` +
+          `cpu ${cpuSummary(run.cpu)}; redis µs/order by command: ${redisSummary(redisStats, from0)}; one stats call took ${run.statsMs.afterDrain} ms after the drain`,
       );
+    } finally {
+      await stopApp(api);
+      await backends.drop();
     }
-  } finally {
-    await stopApp(api);
   }
   return { runs, medianOrdersPerSecond: round(median(runs.map((r) => r.ordersPerSecond)), 0) };
 }
@@ -541,6 +686,18 @@ async function version(command: string, args: string[], pattern: RegExp): Promis
   }
 }
 
+/** The commit and how many files differ from it (read-only git commands). */
+async function sourceState(): Promise<{ commit: string; uncommittedFiles: number }> {
+  const cwd = fileURLToPath(new URL('../../', import.meta.url));
+  try {
+    const commit = (await execFileAsync('git', ['rev-parse', '--short', 'HEAD'], { cwd })).stdout.trim();
+    const status = (await execFileAsync('git', ['status', '--porcelain', '--untracked-files=all', '--', 'src', 'test'], { cwd })).stdout;
+    return { commit, uncommittedFiles: status.split('\n').filter(Boolean).length };
+  } catch {
+    return { commit: 'unknown', uncommittedFiles: -1 };
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Report
 
@@ -550,6 +707,8 @@ interface Report {
   readonly seconds: number;
   readonly command: string;
   readonly profiled: boolean;
+  /** The code measured: src/ and test/ change under other hands, so the commit alone does not say it. */
+  readonly source: { readonly commit: string; readonly uncommittedFiles: number };
   readonly machine: Record<string, unknown>;
   readonly settings: Record<string, unknown>;
   readonly targets: typeof TARGETS;
@@ -594,23 +753,40 @@ function pad(text: string, width: number, right = false): string {
   return right ? text.padStart(width) : text.padEnd(width);
 }
 
+/** Median cores used by other people's processes during some runs, for the table. */
+function others(runs: readonly { cpu: CpuUse }[]): string {
+  const values = runs.map((r) => r.cpu.otherCores).filter((v): v is number => v !== null);
+  return values.length === 0 ? '—' : median(values).toFixed(2);
+}
+
 function formatTable(report: Report): string {
   const lines: string[] = [];
   const s = report.settings;
   lines.push('');
   lines.push(
-    `Seckill benchmark ${report.startedAt}: ${report.machine.cpus} CPUs, Node ${report.machine.node}, wrk ${report.machine.wrk}, ` +
+    `Seckill benchmark ${report.startedAt} (commit ${report.source.commit}` +
+      `${report.source.uncommittedFiles > 0 ? ` + ${report.source.uncommittedFiles} uncommitted files in src/ test/` : ''}): ` +
+      `${report.machine.cpus} CPUs, Node ${report.machine.node}, wrk ${report.machine.wrk}, ` +
       `${s.connections} connections, ${s.threads} threads, ${s.durationSeconds} s per measurement, medians of ${s.runs}` +
       (report.profiled ? '  [PROFILED: not comparable]' : ''),
   );
   lines.push('');
-  const header = `${pad('', 38)}${pad('req/s', 10, true)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('ratio', 8, true)}   target`;
+  const header = `${pad('', 38)}${pad('req/s', 10, true)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('ratio', 8, true)}${pad('node µs/req', 13, true)}${pad('redis+db µs', 13, true)}${pad('others', 8, true)}   target`;
   lines.push(header);
   lines.push('-'.repeat(header.length + 40));
   const row = (n: string, sc: ScenarioResult | undefined, target: string): void => {
     if (!sc) return;
     const m = sc.median;
-    lines.push(`${pad(`${n} ${sc.label}`, 38)}${pad(thousands(m.requestsPerSecond), 10, true)}${pad(m.p50Ms.toFixed(2), 9, true)}${pad(m.p99Ms.toFixed(2), 9, true)}${pad(`${sc.ratio.toFixed(2)}×`, 8, true)}   ${target}`);
+    // CPU microseconds per request, medians over the runs: what each answer costs, whatever the load.
+    const runs = sc.runs as readonly { cpu: CpuUse }[];
+    const us = (names: string[]): string => {
+      const values = runs.map((r) => names.reduce((sum, name) => sum + (r.cpu.processes[name]?.usPerRequest ?? 0), 0));
+      return values.every((v) => v === 0) ? '—' : median(values).toFixed(0);
+    };
+    lines.push(
+      `${pad(`${n} ${sc.label}`, 38)}${pad(thousands(m.requestsPerSecond), 10, true)}${pad(m.p50Ms.toFixed(2), 9, true)}${pad(m.p99Ms.toFixed(2), 9, true)}` +
+        `${pad(`${sc.ratio.toFixed(2)}×`, 8, true)}${pad(us(['node']), 13, true)}${pad(us(['redis', 'mariadb']), 13, true)}${pad(others(runs), 8, true)}   ${target}`,
+    );
   };
   const mark = (met: boolean): string => (met ? 'met' : 'MISSED');
   const { baseline, embedded, redis, soldout } = report.scenarios;
@@ -620,11 +796,18 @@ function formatTable(report: Report): string {
   if (soldout) row('4', soldout, `≥ ${TARGETS.soldOutRatio}×: ${mark(soldout.ratio >= TARGETS.soldOutRatio)}; p99 ≤ ${TARGETS.p99Ms} ms: ${mark(soldout.median.p99Ms <= TARGETS.p99Ms)}`);
   if (report.drain) {
     const d = report.drain;
+    const us = (match: (name: string) => boolean): string =>
+      median(d.runs.map((r) => Object.entries(r.cpu.processes).reduce((sum, [name, p]) => sum + (match(name) ? (p.usPerRequest ?? 0) : 0), 0))).toFixed(0);
     lines.push(
-      `${pad(`5 writer drain into MariaDB`, 38)}${pad(thousands(d.medianOrdersPerSecond), 10, true)} orders/s (${thousands(d.runs[0]?.orders ?? 0)} queued)      ` +
-        `≥ ${thousands(TARGETS.drainOrdersPerSecond)}/s: ${mark(d.medianOrdersPerSecond >= TARGETS.drainOrdersPerSecond)}`,
+      `${pad(`5 writer drain into MariaDB`, 38)}${pad(thousands(d.medianOrdersPerSecond), 10, true)}${pad('orders/s', 18, true)}${pad('', 8)}` +
+        `${pad(us((n) => n.startsWith('writer')), 13, true)}${pad(us((n) => n === 'redis' || n === 'mariadb'), 13, true)}${pad(others(d.runs), 8, true)}   ` +
+        `≥ ${thousands(TARGETS.drainOrdersPerSecond)}/s: ${mark(d.medianOrdersPerSecond >= TARGETS.drainOrdersPerSecond)} (${thousands(d.runs[0]?.orders ?? 0)} queued; µs per order)`,
     );
   }
+  lines.push(
+    '  node µs/req: CPU time of the server process per answer (writer process per order on line 5); redis+db µs: of redis-server and mariadbd;',
+  );
+  lines.push(`  others: cores busy with other people's processes meanwhile (median; the machine has ${report.machine.cpus}). Medians of ${s.runs} runs.`);
   lines.push('');
   const h2 = `${pad('6 integrity and persistence, per run', 38)}${pad('2xx', 10, true)}${pad('persisted', 11, true)}${pad('oversold', 10, true)}${pad('lost', 6, true)}${pad('max lag s', 11, true)}${pad('max pending', 13, true)}${pad('drained after s', 17, true)}`;
   lines.push(h2);
@@ -662,6 +845,11 @@ async function main(): Promise<number> {
 
   const bench: Bench = {
     options,
+    profileEnv: (name): Record<string, string> => {
+      if (!profileDir) return {};
+      mkdirSync(join(profileDir, name), { recursive: true });
+      return { NODE_OPTIONS: `--import=${PROFILER_PRELOAD}`, BENCH_CPU_PROF_DIR: join(profileDir, name) };
+    },
     wrk,
     dir,
     adminToken: randomBytes(24).toString('hex'),
@@ -672,6 +860,7 @@ async function main(): Promise<number> {
   };
 
   const needsServers = options.only.has('redis') || options.only.has('soldout') || options.only.has('drain');
+  const secrets = { SECKILL_ADMIN_TOKEN: bench.adminToken, SECKILL_JWT_SECRET: bench.jwtSecret };
   log(`machine: ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   // Started before the baseline so their start-up CPU is not in any measurement.
   const serversStarting = needsServers
@@ -681,7 +870,7 @@ async function main(): Promise<number> {
         return { redis, mariadb };
       })
     : undefined;
-  let servers: { redis: RedisServer; mariadb: DatabaseServer } | undefined;
+  let servers: Servers | undefined;
 
   // Warm-up tokens: enough for the warm-up at the baseline's rate; the baseline reuses them
   // (a hello-world server does not care who is calling).
@@ -701,62 +890,100 @@ async function main(): Promise<number> {
   const bestBaseline = Math.max(...(baseline.runs as BaselineRun[]).map((r) => r.requestsPerSecond));
   const mainCount = Math.min(MAX_STOCK - warmCount - 1, Math.ceil(bestBaseline * options.durationSeconds * 1.25));
   const drainCount = options.only.has('drain') ? options.drainOrders : 0;
-  const poolCount = Math.max(mainCount, drainCount);
+  const poolCount = Math.max(mainCount, drainCount + 1);
   ms = await writeTokenFile(bench.mainTokens.file, bench.jwtSecret, 'bm-', poolCount);
   bench.mainTokens = { file: bench.mainTokens.file, count: poolCount };
   log(`minted ${thousands(poolCount)} purchase tokens in ${(ms / 1000).toFixed(1)} s`);
   if (drainCount > 0) {
-    await headOfFile(bench.mainTokens.file, bench.drainTokens.file, drainCount);
+    // wrk calls request() once before the run to check it (script_verify_request) and
+    // never sends that request: one token more makes the queue hold exactly N orders.
+    await headOfFile(bench.mainTokens.file, bench.drainTokens.file, drainCount + 1);
     bench.drainTokens = { file: bench.drainTokens.file, count: drainCount };
   }
 
-  const secrets = { SECKILL_ADMIN_TOKEN: bench.adminToken, SECKILL_JWT_SECRET: bench.jwtSecret };
-  const profileEnv = (name: string): Record<string, string> => (profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, name)}` } : {});
+  const { profileEnv } = bench;
+
+  // Every measurement gets a node of its own with empty state (data folder, or database and
+  // Redis key prefix): runs are then alike, and nothing one leaves behind (sales still
+  // registered in Redis, a grown orders table) slows the next. See docs/benchmarks.md.
+  const client = (app: AppProcess): AppClient => new AppClient(app.url, bench.adminToken, bench.jwtSecret);
+  const startNode = async (env: Record<string, string>, profileName: string): Promise<AppProcess> => {
+    const app = await startAppProcess({ ...env, ...secrets, ...profileEnv(profileName) });
+    track(app.child);
+    cleanups.push(() => stopApp(app));
+    return app;
+  };
 
   if (options.only.has('embedded')) {
     log('2/5 purchase in stock, embedded (SQLite + in-process stock), `seckill start` with defaults');
-    const dataDir = join(dir, 'embedded');
-    const app = await startAppProcess({ SECKILL_DATA_DIR: dataDir, ...secrets, ...profileEnv('embedded') });
-    track(app.child);
-    cleanups.push(() => stopApp(app));
-    try {
-      const target = { app, client: new AppClient(app.url, bench.adminToken, bench.jwtSecret), databaseUrl: `sqlite:${join(dataDir, 'seckill.db')}` };
-      scenarios.embedded = await purchaseRuns(bench, target, 'embedded', 'purchase in stock, embedded', baseline.median);
-    } finally {
-      await stopApp(app);
-    }
+    scenarios.embedded = await purchaseRuns(bench, 'embedded', 'purchase in stock, embedded', baseline.median, async (run) => {
+      const dataDir = join(dir, `embedded-${run}`);
+      const app = await startNode({ SECKILL_DATA_DIR: dataDir }, 'embedded');
+      return {
+        app,
+        client: client(app),
+        databaseUrl: `sqlite:${join(dataDir, 'seckill.db')}`,
+        pids: { node: app.child.pid },
+        stop: () => stopApp(app),
+      };
+    });
   }
 
   let drain: DrainResult | undefined;
-  if (servers && (options.only.has('redis') || options.only.has('soldout') || options.only.has('drain'))) {
-    const databaseUrl = await servers.mariadb.createDatabase('seckill_bench');
-    const appEnv = { SECKILL_REDIS_URL: servers.redis.url, SECKILL_DATABASE_URL: databaseUrl, SECKILL_DATA_DIR: join(dir, 'redis'), ...secrets };
-    if (options.only.has('redis') || options.only.has('soldout')) {
-      const app = await startAppProcess({ ...appEnv, ...profileEnv('redis') });
-      track(app.child);
-      cleanups.push(() => stopApp(app));
-      try {
-        const client = new AppClient(app.url, bench.adminToken, bench.jwtSecret);
-        const target = { app, client, databaseUrl };
-        if (options.only.has('redis')) {
-          log('3/5 purchase in stock, Redis + MariaDB');
-          scenarios.redis = await purchaseRuns(bench, target, 'redis', 'purchase in stock, Redis+MariaDB', baseline.median);
-        }
-        if (options.only.has('soldout')) {
-          log('4/5 sold out (stock 1, already sold), Redis + MariaDB');
-          const saleId = await client.createSale(1);
-          const first = await client.purchase(saleId, 'bench-first-buyer');
+  if (servers) {
+    const { redis, mariadb } = servers;
+    /** Environment of a node on a fresh database and Redis key prefix of its own. */
+    const freshBackends = async (label: string): Promise<{ env: Record<string, string>; databaseUrl: string; drop: () => Promise<void> }> => {
+      const databaseUrl = await mariadb.createDatabase(`seckill_bench_${label}`);
+      const env = {
+        SECKILL_REDIS_URL: redis.url,
+        SECKILL_REDIS_KEY_PREFIX: `seckill-bench-${label}:`,
+        SECKILL_DATABASE_URL: databaseUrl,
+        SECKILL_DATA_DIR: join(dir, label),
+      };
+      return { env, databaseUrl, drop: () => mariadb.dropDatabase(new URL(databaseUrl).pathname.slice(1)) };
+    };
+    const redisTarget = async (label: string, profileName: string): Promise<RunTarget> => {
+      const backends = await freshBackends(label);
+      const app = await startNode(backends.env, profileName);
+      return {
+        app,
+        client: client(app),
+        databaseUrl: backends.databaseUrl,
+        pids: { node: app.child.pid, redis: redis.pid, mariadb: mariadb.pid },
+        redisUrl: redis.url,
+        async stop() {
+          await stopApp(app);
+          await backends.drop();
+        },
+      };
+    };
+    if (options.only.has('redis')) {
+      log('3/5 purchase in stock, Redis + MariaDB');
+      scenarios.redis = await purchaseRuns(bench, 'redis', 'purchase in stock, Redis+MariaDB', baseline.median, (run) => redisTarget(`instock_${run}`, 'redis'));
+    }
+    if (options.only.has('soldout')) {
+      log('4/5 sold out (stock 1, already sold), Redis + MariaDB');
+      scenarios.soldout = await purchaseRuns(bench, 'soldout', 'sold out, Redis+MariaDB', baseline.median, async (run) => {
+        const target = await redisTarget(`soldout_${run}`, 'soldout');
+        try {
+          const saleId = await target.client.createSale(1);
+          const first = await target.client.purchase(saleId, 'bench-first-buyer');
           if (first.status !== 202) throw new Error(`buying the one unit of sale ${saleId} answered ${first.status} ${JSON.stringify(first.body)}`);
-          await waitDrained(client, saleId);
-          scenarios.soldout = await purchaseRuns(bench, target, 'soldout', 'sold out, Redis+MariaDB', baseline.median, { saleId, orderId: first.body.orderId! });
+          await waitDrained(target.client, saleId);
+          return { ...target, soldOut: { saleId, orderId: first.body.orderId! } };
+        } catch (err) {
+          await target.stop();
+          throw err;
         }
-      } finally {
-        await stopApp(app);
-      }
+      });
     }
     if (options.only.has('drain')) {
-      log(`5/5 writer drain: ${thousands(drainCount)} orders queued by an api-only node, drained by a writer-only node into MariaDB`);
-      drain = await drainRuns(bench, appEnv, databaseUrl, profileDir);
+      log(
+        `5/5 writer drain: ${thousands(drainCount)} orders queued by an api-only node, drained by ${options.writers} writer-only node(s) into MariaDB` +
+          (options.writerBatchSize ? ` (SECKILL_WRITER_BATCH_SIZE=${options.writerBatchSize})` : ''),
+      );
+      drain = await drainRuns(bench, servers, (run) => freshBackends(`drain_${run}`));
     }
   }
 
@@ -767,6 +994,7 @@ async function main(): Promise<number> {
     seconds: round((finishedAt.getTime() - startedAt.getTime()) / 1000, 1),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     profiled: options.profile,
+    source: await sourceState(),
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model,
@@ -784,6 +1012,8 @@ async function main(): Promise<number> {
       connections: options.connections,
       threads: options.threads,
       drainOrders: drainCount,
+      writers: options.writers,
+      writerBatchSize: options.writerBatchSize ?? 'default',
       warmTokens: bench.warmTokens.count,
       purchaseTokens: bench.mainTokens.count,
       seckill: 'seckill start with defaults (rate limit 5/user/s, durability leader, writer batch 1000) plus SECKILL_DATA_DIR and fixed secrets; Redis+MariaDB lines add SECKILL_REDIS_URL and SECKILL_DATABASE_URL',
@@ -804,24 +1034,32 @@ async function main(): Promise<number> {
   const report: Report = { ...partial, verdicts: verdicts(partial), profiles };
 
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const isPartial = options.only.size < SCENARIOS.length || options.writers !== 1 || options.writerBatchSize !== undefined;
+  const isQuick = options.runs < 3 || options.durationSeconds < 5;
+  const name =
+    `${startedAt.toISOString().replace(/[:.]/g, '-')}${options.profile ? '-profiled' : ''}` +
+    `${isPartial ? '-partial' : ''}${isQuick ? '-quick' : ''}.json`;
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  writeFileSync(join(RESULTS_DIR, `${stamp}${options.profile ? '-profiled' : ''}.json`), json);
-  // A profiled run is slower by design; it must not replace the reference numbers.
-  if (!options.profile) writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
+  writeFileSync(join(RESULTS_DIR, name), json);
+  // latest.json holds the reference numbers: a complete run with the default set-up, not a
+  // profiled one (slower by design), an experiment with some lines or other writers, or a
+  // quick check with fewer or shorter runs.
+  const reference = !options.profile && !isPartial && !isQuick;
+  if (reference) writeFileSync(join(RESULTS_DIR, 'latest.json'), json);
 
   process.stdout.write(`${formatTable(report)}\n`);
   if (profiles) {
     process.stdout.write('\nCPU profiles of the seckill processes (self time):\n');
     for (const p of profiles) process.stdout.write(`${formatProfileSummary(p)}\n`);
   }
-  process.stdout.write(`\nResults: ${join(RESULTS_DIR, `${stamp}${options.profile ? '-profiled' : ''}.json`)}${options.profile ? '' : ' (and latest.json)'}; took ${report.seconds} s\n`);
+  process.stdout.write(`\nResults: ${join(RESULTS_DIR, name)}${reference ? ' (and latest.json)' : ''}; took ${report.seconds} s\n`);
   return 0;
 }
 
 main()
   .catch((err: unknown) => {
-    log(`FAILED: ${(err as Error).stack ?? String(err)}`);
+    // After Ctrl-C the run in progress fails because its processes were stopped: not news.
+    if (!interrupted) log(`FAILED: ${(err as Error).stack ?? String(err)}`);
     return 1;
   })
   .then(async (code) => {

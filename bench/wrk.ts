@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { findExecutable, isRoot } from '../test/support/binaries.js';
+import { processCpuSeconds } from './proc-cpu.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -24,6 +25,8 @@ export interface WrkResult {
   readonly status: Readonly<Record<string, number>>;
   /** Socket errors and timeouts as wrk counts them (`status` = non-2xx/3xx answers). */
   readonly errors: { readonly connect: number; readonly read: number; readonly write: number; readonly status: number; readonly timeout: number };
+  /** CPU seconds wrk itself used (sampled every 100 ms while it ran). */
+  readonly cpuSeconds: number | undefined;
   /** Tokens the threads held, sent, and sent a second time because the file ran out. */
   readonly tokens: number;
   readonly sent: number;
@@ -153,7 +156,14 @@ export async function runWrk(wrk: string, run: WrkRun): Promise<WrkResult> {
     }
   };
   const poller = poll();
+  // wrk's own CPU, so a run can tell the load generator's share from the server's; /proc
+  // forgets a process once it exits, so the last sample before the exit is the figure.
+  let cpuSeconds: number | undefined;
+  const cpuTimer = setInterval(() => {
+    cpuSeconds = processCpuSeconds(child.pid) ?? cpuSeconds;
+  }, 100);
   const code = await exited;
+  clearInterval(cpuTimer);
   polling = false;
   await poller;
   const line = /^BENCH_RESULT (.*)$/m.exec(stdout)?.[1];
@@ -178,6 +188,7 @@ export async function runWrk(wrk: string, run: WrkRun): Promise<WrkResult> {
     maxMs: script.latencyUs.max / 1000,
     status: script.status,
     errors: script.errors,
+    cpuSeconds,
     tokens: script.tokens,
     sent: script.sent,
     reused: script.reused,
