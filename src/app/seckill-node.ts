@@ -7,7 +7,11 @@ import type { SeckillConfig } from '../config/config.js';
 import { openDatabase } from '../db/open-database.js';
 import type { SeckillDatabase } from '../db/seckill-database.js';
 import { buildApi } from '../http/app.js';
+import { startLogArchiving } from '../backup/log-archiving.js';
+import type { LogArchiving } from '../backup/log-archiving.js';
 import { SeckillMetrics } from '../ops/metrics.js';
+import { startOps } from '../ops/ops-role.js';
+import type { OpsRole } from '../ops/ops-role.js';
 import { Checkout } from '../orders/checkout.js';
 import { OrderBook } from '../orders/order-book.js';
 import { OrderWriter } from '../orders/order-writer.js';
@@ -47,8 +51,8 @@ export interface StartNodeOptions {
 /**
  * Starts one Seckill process with the roles in `config.roles`: connects the database and
  * the stock store, rebuilds in-process stock from the database when the store is memory,
- * then starts the order writer and payment-window sweeps (writer role) and the HTTP API
- * (api role).
+ * then starts the order writer and payment-window sweeps (writer role), scheduled backups,
+ * drills and alerts (ops role), and the HTTP API (api role).
  */
 export async function startNode(config: SeckillConfig, options: StartNodeOptions = {}): Promise<SeckillNode> {
   const log = options.log ?? pino({ level: config.logLevel, name: 'seckill' });
@@ -121,6 +125,11 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     }
   }
 
+  // Backups, verification, pruning, drills and backup alerts: one process of a deployment.
+  const ops: OpsRole | undefined = config.roles.includes('ops') ? startOps(config, log, metrics.registry) : undefined;
+  const archiving: LogArchiving | undefined =
+    config.roles.includes('ops') && config.pitrArchive ? await startLogArchiving(config, log) : undefined;
+
   metrics.observe({
     async remainingBySale() {
       const now = Date.now();
@@ -144,6 +153,8 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   try {
     url = await api.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await archiving?.stop();
+    await ops?.stop();
     await writer?.stop();
     await paymentWindow.stop();
     await stockStore.close();
@@ -175,6 +186,8 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
         clearTimeout(reconcileTimer);
         reconcileTimer = undefined;
         await reconciling;
+        await archiving?.stop();
+        await ops?.stop();
         await writer?.stop();
         await paymentWindow.stop();
         await stockStore.close();

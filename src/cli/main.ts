@@ -4,7 +4,11 @@ import { ConfigError } from '../config/index.js';
 import { AdminApiError } from './admin-client.js';
 import { migrateCommand, reconcileCommand, saleCreateCommand, saleListCommand, tokenCommand } from './admin-commands.js';
 import type { GlobalOptions } from './cli-config.js';
+import { runBaseBackup } from '../backup/log-archiving.js';
+import { registerBackupCommands } from './backup-commands.js';
+import { commandConfig } from './cli-config.js';
 import { demoCommand } from './demo-command.js';
+import { registerDrillCommands } from './drill-commands.js';
 import { startCommand } from './start-command.js';
 
 /** Runs a command's action; expected failures print one clear line and exit 1, not a stack trace. */
@@ -34,7 +38,7 @@ program
   .command('start')
   .description('start the service (api and writer roles by default)')
   .option('--workers <n>', 'worker processes (node cluster; needs SECKILL_REDIS_URL for more than 1)')
-  .option('--role <roles>', 'comma-separated roles: api, writer')
+  .option('--role <roles>', 'comma-separated roles: api, writer, ops (run ops in one process only)')
   .option('--host <host>', 'address to listen on')
   .option('--port <port>', 'port to listen on')
   .action(action((options) => startCommand(global(), options)));
@@ -89,5 +93,19 @@ program
   .option('--url <url>', 'server base URL (default from configuration)')
   .option('--json', 'print the summary as JSON')
   .action(action((options) => demoCommand(global(), options)));
+
+program
+  .command('base-backup')
+  .description('take a PostgreSQL physical base backup to the PITR target (restore --until replays WAL onto it)')
+  .option('--json', 'print the base backup record as JSON')
+  .action(
+    action(async (options: { json?: boolean }) => {
+      const base = await runBaseBackup(commandConfig(global()));
+      process.stdout.write(options.json ? `${JSON.stringify(base)}\n` : `base backup ${base.id} stored at ${base.key} (WAL from ${base.startLsn})\n`);
+    }),
+  );
+
+registerBackupCommands(program, global);
+registerDrillCommands(program, global);
 
 await program.parseAsync(process.argv);

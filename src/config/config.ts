@@ -98,6 +98,12 @@ export interface SeckillConfig {
   readonly drillMaxAgeHours: number;
   /** Alert when a backup's database artifact is smaller than this fraction of the previous one. */
   readonly backupShrinkAlertRatio: number;
+  /** Ops role: archive the MariaDB binlog or PostgreSQL WAL continuously, for `restore --until`. */
+  readonly pitrArchive: boolean;
+  /** Backup target that holds the binlog/WAL archive and PostgreSQL base backups; empty = the first target. */
+  readonly pitrTarget: string;
+  /** How often the growing binlog/WAL file is copied to the target: the recovery point's lag. */
+  readonly pitrSyncIntervalMs: number;
 }
 
 type Kind =
@@ -182,6 +188,9 @@ const SETTINGS: readonly Setting[] = [
   { key: 'backupMaxAgeMinutes', kind: { type: 'integer', min: 1, max: 525_600 }, fallback: 120 },
   { key: 'drillMaxAgeHours', kind: { type: 'integer', min: 1, max: 8760 }, fallback: 48 },
   { key: 'backupShrinkAlertRatio', kind: { type: 'number', min: 0, max: 1 }, fallback: 0.5 },
+  { key: 'pitrArchive', kind: { type: 'boolean' }, fallback: false },
+  { key: 'pitrTarget', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'pitrSyncIntervalMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 5000 },
 ];
 
 /** `rateLimitPerUser` → `SECKILL_RATE_LIMIT_PER_USER`. */
@@ -379,6 +388,11 @@ function checkCombination(config: SeckillConfig): void {
   if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
     throw new ConfigError(
       `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: it must start with redis:// or rediss:// (or be empty for the in-process stock store)`,
+    );
+  }
+  if (config.pitrTarget && !config.backupTargets.some((t) => t.name === config.pitrTarget)) {
+    throw new ConfigError(
+      `invalid configuration SECKILL_PITR_TARGET=${JSON.stringify(config.pitrTarget)}: no backup target has that name; targets: ${config.backupTargets.map((t) => t.name).join(', ')}`,
     );
   }
   if (!config.redisUrl) {

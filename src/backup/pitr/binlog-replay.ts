@@ -152,8 +152,28 @@ export async function planBinlogReplay(request: BinlogReplayRequest): Promise<Bi
     description:
       `binlog archive ${index.archive} from ${from.file}:${from.position} through ${last?.name ?? from.file}${last?.complete === false ? ' (still being written)' : ''}, ` +
       `every event before ${utcDatetime(stopSecond)} UTC`,
-    apply: (databaseUrl) => applyReplay(request, index.archive, files, stopSecond, archivedThrough, databaseUrl),
+    apply: async (databaseUrl) => {
+      let current: { archive: string; files: readonly ArchivedBinlog[]; archivedThrough: Date | undefined } = { archive: index.archive, files, archivedThrough };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await applyReplay(request, current.archive, current.files, stopSecond, current.archivedThrough, databaseUrl);
+        } catch (err) {
+          // The archiver replaced the growing file while we fetched it; nothing was applied yet.
+          if (!(err instanceof PartialFileMoved) || attempt >= 5) throw err;
+          const again = await planBinlogReplay(request);
+          current = { archive: again.archive, files: again.files, archivedThrough: again.archivedThrough };
+        }
+      }
+    },
   };
+}
+
+/** The still-growing binlog copy changed on the target between reading the index and the file. */
+class PartialFileMoved extends Error {
+  override readonly name = 'PartialFileMoved';
+  constructor(key: string) {
+    super(`${key} changed while it was being fetched (the archiver is still updating it); fetch the index again`);
+  }
 }
 
 /**
@@ -205,6 +225,7 @@ async function applyReplay(
       const path = join(workDir, file.name);
       const fetched = await downloadLogFile(target, file.key, path);
       if (fetched.sha256 !== file.sha256 || fetched.rawBytes !== file.size) {
+        if (file.complete === false) throw new PartialFileMoved(file.key);
         throw new Error(
           `${file.key} on backup target ${target.name} does not match the archive index (sha256 or size differs): it is damaged; ` +
             'the database cannot be rolled forward past the previous file',
