@@ -144,7 +144,7 @@ export async function restoreBackup(config: SeckillConfig, options: RestoreOptio
     if (primary) progress({ step: 'plan', message: `--force: restoring into the configured live primary ${to}` });
 
     const key = loadBackupKey(config, { create: false });
-    progress({ step: 'restore', message: `fetching ${artifact.name} from ${target.name} and restoring with ${engine.method}` });
+    progress({ step: 'restore', message: `fetching ${artifact.name} from ${target.name} and restoring it (a ${engine.method} dump) with the ${engine.engine} client` });
     const stored = await target.get(`${manifest.id}/${artifact.name}`);
     const raw = openArtifact(stored, artifact, key);
     const report = throttledBytes(progress);
