@@ -5,8 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
 import { openDatabase, openDatabaseBackend } from '../src/db/open-database.js';
 import type { AcceptedOrder, SeckillDatabase } from '../src/db/seckill-database.js';
+import { SeckillMetrics } from '../src/ops/metrics.js';
+import { OrderWriter } from '../src/orders/order-writer.js';
+import type { OrderWriterOptions } from '../src/orders/order-writer.js';
+import { SaleCatalog } from '../src/orders/sale-catalog.js';
+import { MemoryStockStore, ReserveCode } from '../src/stock/index.js';
 import { freshDatabaseUrl } from './support/servers.js';
 
 const DIALECTS = ['sqlite', 'mysql', 'postgres'] as const;
@@ -559,4 +566,151 @@ describe('database URLs', () => {
       }
     });
   }
+});
+
+/**
+ * The order writer between the stock store's queue and the database (SQLite and the memory
+ * store here: the loop is the same whatever the backends).
+ */
+describe('order writer', () => {
+  /** A database whose persistOrders can be made to fail, for all orders or for some. */
+  function flaky(db: SeckillDatabase, fails: (orders: readonly AcceptedOrder[]) => boolean): SeckillDatabase & { calls: number } {
+    const state = { calls: 0 };
+    return new Proxy(db, {
+      get(target, prop) {
+        if (prop === 'calls') return state.calls;
+        if (prop === 'persistOrders') {
+          return async (saleId: number, orders: readonly AcceptedOrder[], windowSeconds: number) => {
+            state.calls += 1;
+            if (fails(orders)) throw new Error('connect ECONNREFUSED (the database is down)');
+            return target.persistOrders(saleId, orders, windowSeconds);
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as SeckillDatabase & { calls: number };
+  }
+
+  /** A migrated SQLite database and a memory store with one sale of `stock` warmed in both. */
+  async function withSale<T>(stock: number, work: (db: SeckillDatabase, store: MemoryStockStore, saleId: number) => Promise<T>): Promise<T> {
+    return withDatabase('sqlite', async (db) => {
+      const saleId = await createSale(db, stock);
+      const store = new MemoryStockStore();
+      try {
+        await store.warm({ saleId, stock, remaining: stock, epoch: 'e1', buyers: [], released: [] });
+        return await work(db, store, saleId);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  async function enqueue(store: MemoryStockStore, saleId: number, count: number, prefix = 'w'): Promise<AcceptedOrder[]> {
+    const orders = acceptedOrders(prefix, count);
+    for (const order of orders) {
+      const result = await store.reserve({ saleId, userId: order.userId, orderId: order.orderId, now: order.createdAt, perUserLimit: 0 });
+      assert.equal(result.code, ReserveCode.Reserved);
+    }
+    return orders;
+  }
+
+  function writerOf(db: SeckillDatabase, store: MemoryStockStore, options: Partial<OrderWriterOptions> = {}): OrderWriter {
+    return new OrderWriter(db, store, new SaleCatalog(db), new SeckillMetrics(), pino({ level: 'silent' }), {
+      consumer: 'writer-1',
+      batchSize: 1000,
+      claimIdleMs: 60_000,
+      idleMs: 5,
+      ...options,
+    });
+  }
+
+  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `${what} within ${timeoutMs} ms`);
+      await sleep(10);
+    }
+  }
+
+  it('drains several full batches, reading ahead, with every order written once, replays included', async () => {
+    await withSale(10_000, async (db, store, saleId) => {
+      const orders = await enqueue(store, saleId, 3500);
+      // Committed before a crash that came before the acknowledgement: replays of these change nothing.
+      await db.persistOrders(saleId, orders.slice(0, 300), WINDOW_SECONDS);
+      const writer = writerOf(db, store);
+      writer.start();
+      try {
+        await until('the queue is empty', async () => (await store.snapshot(saleId))?.pending === 0);
+      } finally {
+        await writer.stop();
+      }
+      assert.equal(await sold(db, saleId), 3500);
+      assert.deepEqual(await db.countOrders(saleId), { created: 3500, paid: 0, expired: 0, cancelled: 0 });
+    });
+  });
+
+  it('finishes what it has read before it stops, leaving nothing handed out and unwritten', async () => {
+    await withSale(10_000, async (db, store, saleId) => {
+      await enqueue(store, saleId, 5000);
+      const slow = flaky(db, () => false);
+      const writer = writerOf(slow, store);
+      writer.start();
+      await until('a first batch was written', async () => slow.calls >= 1);
+      await writer.stop();
+
+      const queued = await store.queuedOrders(saleId);
+      assert.ok(queued.every((order) => order.deliveries === 0), 'every entry is written and acknowledged, or never read');
+      assert.equal((await db.countOrders(saleId)).created + queued.length, 5000, 'nothing lost, nothing doubled');
+      assert.equal(await sold(db, saleId), 5000 - queued.length);
+    });
+  });
+
+  it('pauses while the database is down, holding at most two batches, and writes everything once it is back', async () => {
+    await withSale(10_000, async (db, store, saleId) => {
+      await enqueue(store, saleId, 2500);
+      let down = true;
+      const sometimes = flaky(db, () => down);
+      const writer = writerOf(sometimes, store);
+      writer.start();
+      try {
+        await until('the writer retried', async () => sometimes.calls >= 3);
+        const queued = await store.queuedOrders(saleId);
+        assert.equal(queued.length, 2500, 'nothing is acknowledged while the database is down');
+        const handedOut = queued.filter((order) => order.deliveries > 0).length;
+        assert.ok(handedOut <= 2000, `${handedOut} entries taken while the database is down`);
+        assert.equal((await db.countOrders(saleId)).created, 0);
+
+        down = false;
+        await until('the queue is empty', async () => (await store.snapshot(saleId))?.pending === 0);
+      } finally {
+        await writer.stop();
+      }
+      assert.equal(await sold(db, saleId), 2500);
+      assert.equal((await db.countOrders(saleId)).created, 2500);
+    });
+  });
+
+  it('dead-letters an often-delivered entry that keeps failing while the database answers, and writes the rest', async () => {
+    await withSale(100, async (db, store, saleId) => {
+      await enqueue(store, saleId, 5);
+      // Delivered to writers that died three times over.
+      for (let i = 0; i < 3; i++) {
+        await sleep(5);
+        assert.equal((await store.readOrders('dead-writer', [saleId], 10, 1)).length, 5);
+      }
+      const poisonId = 'w-o2';
+      const writer = writerOf(flaky(db, (orders) => orders.some((order) => order.orderId === poisonId)), store, { claimIdleMs: 1, maxDeliveries: 3 });
+      writer.start();
+      try {
+        await until('the queue is empty', async () => (await store.snapshot(saleId))?.pending === 0);
+      } finally {
+        await writer.stop();
+      }
+      assert.equal(await store.awaitDurable(saleId, poisonId), false, 'the poison entry was dead-lettered');
+      assert.equal(await db.getOrder(poisonId), undefined);
+      assert.equal((await db.countOrders(saleId)).created, 4);
+      assert.equal(await sold(db, saleId), 4);
+    });
+  });
 });

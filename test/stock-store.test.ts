@@ -27,6 +27,20 @@ function buy(store: StockStore, saleId: number, userId: string, options: { perUs
   });
 }
 
+/** `count` purchases by `user-0` … in `saleId`, 500 at a time; returns user id → order id. */
+async function buyMany(store: StockStore, saleId: number, count: number): Promise<Map<string, string>> {
+  const orders = new Map<string, string>();
+  for (let from = 0; from < count; from += 500) {
+    const users = Array.from({ length: Math.min(500, count - from) }, (_, i) => `user-${from + i}`);
+    const results = await Promise.all(users.map((user) => buy(store, saleId, user)));
+    results.forEach((result, i) => {
+      assert.equal(result.code, ReserveCode.Reserved);
+      orders.set(users[i], result.orderId!);
+    });
+  }
+  return orders;
+}
+
 function countCodes(results: readonly ReserveResult[]): Map<number, number> {
   const counts = new Map<number, number>();
   for (const { code } of results) counts.set(code, (counts.get(code) ?? 0) + 1);
@@ -210,13 +224,28 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it('hands out entries taken over from a dead writer first, then new ones, in one read', async () => {
+      await warmSale(store, 1, 5);
+      for (const user of ['a', 'b', 'c']) await buy(store, 1, user);
+      const abandoned = await store.readOrders('writer-1', [1], 2, 100);
+      await sleep(150);
+
+      const read = await store.readOrders('writer-2', [1], 10, 100);
+
+      assert.deepEqual(
+        read.map((order) => [order.userId, order.deliveries]),
+        [['a', 2], ['b', 2], ['c', 1]],
+      );
+      assert.deepEqual(read.slice(0, 2).map((order) => order.entryId), abandoned.map((order) => order.entryId));
+    });
+
     it('removes acknowledged entries from the queue', async () => {
       await warmSale(store, 1, 5);
       await Promise.all(['a', 'b', 'c'].map((user) => buy(store, 1, user)));
       const taken = await store.readOrders('writer-1', [1], 10, 60_000);
       const [done1, done2, open] = taken;
 
-      await store.ackOrders(1, [done1.entryId, done2.entryId]);
+      await store.ackOrders(1, [done1, done2]);
 
       assert.deepEqual((await store.queuedOrders(1)).map((order) => order.orderId), [open.orderId]);
       assert.equal((await store.snapshot(1))?.pending, 1);
@@ -258,6 +287,64 @@ for (const backend of BACKENDS) {
       assert.equal(seen.size, 20);
     });
 
+    it('hands a full batch from the one busy sale when the other registered sales are drained', async () => {
+      for (let saleId = 1; saleId <= 5; saleId++) {
+        await warmSale(store, saleId, 10);
+        await Promise.all(['a', 'b'].map((user) => buy(store, saleId, user)));
+        await store.ackOrders(saleId, await store.readOrders('writer-1', [saleId], 10, 60_000));
+        assert.equal((await store.snapshot(saleId))?.pending, 0, `sale ${saleId} is drained`);
+      }
+      await warmSale(store, 6, 2000);
+      await buyMany(store, 6, 1200);
+
+      const batch = await store.readOrders('writer-1', [1, 2, 3, 4, 5, 6], 1000, 60_000);
+
+      assert.equal(batch.length, 1000, 'the drained sales do not shrink the batch');
+      assert.ok(batch.every((order) => order.saleId === 6 && order.deliveries === 1));
+      assert.equal(new Set(batch.map((order) => order.entryId)).size, 1000);
+      const queued = await store.queuedOrders(6);
+      assert.equal(queued.filter((order) => order.deliveries === 0).length, 200, 'nothing was read without being handed out');
+      const rest = await store.readOrders('writer-1', [1, 2, 3, 4, 5, 6], 1000, 60_000);
+      assert.equal(rest.length, 200);
+    });
+
+    it('shares a read among the busy sales, however many drained ones are registered', async () => {
+      for (let saleId = 1; saleId <= 6; saleId++) await warmSale(store, saleId, 1000);
+      await buyMany(store, 2, 600);
+      await buyMany(store, 5, 600);
+
+      const batch = await store.readOrders('writer-1', [1, 2, 3, 4, 5, 6], 1000, 60_000);
+
+      assert.equal(batch.length, 1000);
+      const fromSale2 = batch.filter((order) => order.saleId === 2).length;
+      assert.ok(fromSale2 >= 400 && fromSale2 <= 600, `sale 2 got ${fromSale2} of 1000`);
+      assert.equal(batch.length - fromSale2, batch.filter((order) => order.saleId === 5).length);
+    });
+
+    it('acknowledges a batch larger than the ack script takes at once, and an acknowledgement replayed changes nothing', async () => {
+      await warmSale(store, 1, 3000);
+      const buyers = await buyMany(store, 1, 2500);
+      const batch = await store.readOrders('writer-1', [1], 2500, 60_000);
+      assert.equal(batch.length, 2500);
+
+      await store.ackOrders(1, batch);
+      await store.ackOrders(1, batch);
+
+      assert.deepEqual(await store.queuedOrders(1), []);
+      assert.equal((await store.snapshot(1))?.pending, 0);
+      assert.equal(await store.findQueued(1, batch[0].orderId), null);
+      assert.equal(await store.findQueued(1, batch[2499].orderId), null);
+      assert.deepEqual(await buy(store, 1, 'user-1234'), { code: ReserveCode.Duplicate, orderId: buyers.get('user-1234') });
+      if (redis) {
+        const raw = new Redis(redis.url);
+        try {
+          assert.equal(await raw.exists('seckill:{sale:1}:holders'), 0, 'every order was forgotten as queued');
+        } finally {
+          raw.disconnect();
+        }
+      }
+    });
+
     it('lists every sale ever warmed', async () => {
       await warmSale(store, 7, 1);
       await warmSale(store, 3, 1);
@@ -290,7 +377,7 @@ for (const backend of BACKENDS) {
         await sleep(30);
         assert.equal(settled, undefined, 'not durable while the order is only queued');
         const [entry] = await store.readOrders('writer', [1], 10, 60_000);
-        await store.ackOrders(1, [entry.entryId]);
+        await store.ackOrders(1, [entry]);
         assert.equal(await durable, true);
         assert.equal(await store.awaitDurable(1, orderId!), true, 'an acknowledged order stays durable');
       });

@@ -1,6 +1,7 @@
+import { CompiledQuery } from 'kysely';
 import { chunked } from './chunked.js';
 import type { DatabaseBackend } from './dialects/database-backend.js';
-import type { AcceptedOrder, PersistResult, RejectReason } from './seckill-database.js';
+import type { AcceptedOrder, DatabaseDialect, PersistResult, RejectReason } from './seckill-database.js';
 import { MAX_ORDER_ID_LENGTH, MAX_USER_ID_LENGTH } from './tables.js';
 import { inTransaction, lockSale } from './transaction.js';
 import type { SeckillTransaction } from './transaction.js';
@@ -212,7 +213,14 @@ async function orderHolders(
   return holders;
 }
 
-/** Inserts orders as `created`, skipping key conflicts; returns how many rows it inserted. */
+/**
+ * Inserts orders as `created`, skipping key conflicts; returns how many rows it inserted.
+ *
+ * Sent as SQL text built here rather than through kysely's insert builder: building and
+ * compiling a 1,000-row, 6,000-parameter insert object by object was about a third of the
+ * order writer's CPU, while the text depends only on the dialect and the row count (see
+ * {@link insertOrdersSql}). Values still travel as bind parameters, as before.
+ */
 async function insertOrders(
   backend: DatabaseBackend,
   trx: SeckillTransaction,
@@ -222,20 +230,60 @@ async function insertOrders(
 ): Promise<number> {
   let count = 0;
   for (const chunk of chunked(orders, Math.floor(backend.maxParameters / ORDER_INSERT_COLUMNS))) {
-    const query = trx.insertInto('orders').values(
-      chunk.map((order) => ({
-        id: order.orderId,
-        sale_id: saleId,
-        user_id: order.userId,
-        status: 'created' as const,
-        created_at: order.createdAt,
-        expires_at: order.createdAt + windowMs,
-      })),
-    );
-    const result = await backend.ignoreConflicts(query).executeTakeFirst();
-    count += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    const parameters: unknown[] = new Array(chunk.length * ORDER_INSERT_COLUMNS);
+    let p = 0;
+    for (const order of chunk) {
+      // In the column order of ORDER_INSERT_SQL.columns.
+      parameters[p++] = order.orderId;
+      parameters[p++] = saleId;
+      parameters[p++] = order.userId;
+      parameters[p++] = 'created';
+      parameters[p++] = order.createdAt;
+      parameters[p++] = order.createdAt + windowMs;
+    }
+    const result = await trx.executeQuery(CompiledQuery.raw(insertOrdersSql(backend.dialect, chunk.length), parameters));
+    // INSERT IGNORE and ON CONFLICT DO NOTHING count only the rows they inserted.
+    count += Number(result.numAffectedRows ?? 0n);
   }
   return count;
+}
+
+/**
+ * The multi-row insert of {@link insertOrders} in each dialect; `ignore`/`onConflict` skip
+ * rows that hit the primary key or `(sale_id, user_id)`, as `backend.ignoreConflicts` does
+ * for kysely queries.
+ */
+const ORDER_INSERT_SQL = {
+  columns: ['id', 'sale_id', 'user_id', 'status', 'created_at', 'expires_at'],
+  mysql: { quote: '`', insert: 'insert ignore into', onConflict: '', numbered: false },
+  postgres: { quote: '"', insert: 'insert into', onConflict: ' on conflict do nothing', numbered: true },
+  sqlite: { quote: '"', insert: 'insert into', onConflict: ' on conflict do nothing', numbered: false },
+} as const;
+
+/** Statement texts by dialect and row count: a full batch reuses its text every time. */
+const insertSqlCache = new Map<string, string>();
+/** Partial batches come in many sizes; keep the most recent few. */
+const INSERT_SQL_CACHE_SIZE = 16;
+
+/** `insert … values (…), (…) …` for `rows` orders in `dialect`, with `?` or `$n` placeholders. */
+function insertOrdersSql(dialect: DatabaseDialect, rows: number): string {
+  const key = `${dialect}:${rows}`;
+  let text = insertSqlCache.get(key);
+  if (text !== undefined) return text;
+  const { quote, insert, onConflict, numbered } = ORDER_INSERT_SQL[dialect];
+  const columns = ORDER_INSERT_SQL.columns.map((column) => `${quote}${column}${quote}`).join(', ');
+  const values: string[] = new Array(rows);
+  if (numbered) {
+    for (let row = 0, n = 1; row < rows; row++, n += ORDER_INSERT_COLUMNS) {
+      values[row] = `($${n}, $${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5})`;
+    }
+  } else {
+    values.fill('(?, ?, ?, ?, ?, ?)');
+  }
+  text = `${insert} ${quote}orders${quote} (${columns}) values ${values.join(', ')}${onConflict}`;
+  if (insertSqlCache.size >= INSERT_SQL_CACHE_SIZE) insertSqlCache.delete(insertSqlCache.keys().next().value!);
+  insertSqlCache.set(key, text);
+  return text;
 }
 
 /**

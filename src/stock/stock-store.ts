@@ -73,6 +73,9 @@ export interface QueuedOrder {
   readonly deliveries: number;
 }
 
+/** What {@link StockStore.ackOrders} needs of a queue entry: where it is, and whose order it holds. */
+export type QueueEntryRef = Pick<QueuedOrder, 'entryId' | 'orderId'>;
+
 /** A point-in-time view of one sale in the store. */
 export interface SaleStockSnapshot {
   readonly remaining: number;
@@ -122,11 +125,18 @@ export interface StockStore {
   /**
    * Hands out up to `count` new queue entries of the given sales to `consumer`, plus entries
    * another consumer took more than `claimIdleMs` ago without acknowledging (a dead writer).
+   * Sales with nothing queued leave their share to the others, and no sale with entries is
+   * starved by a busier one.
    */
   readOrders(consumer: string, saleIds: readonly number[], count: number, claimIdleMs: number): Promise<QueuedOrder[]>;
 
-  /** Removes entries from the queue once they are committed to the database. */
-  ackOrders(saleId: number, entryIds: readonly string[]): Promise<void>;
+  /**
+   * Removes entries from the queue once they are committed to the database. Each entry comes
+   * with its order id (as {@link StockStore.readOrders} handed it out; a {@link QueuedOrder} will do), so
+   * the store can forget the order as queued without looking the entry up again. Entries
+   * already gone are skipped.
+   */
+  ackOrders(saleId: number, entries: readonly QueueEntryRef[]): Promise<void>;
 
   /** Moves a poison entry to the sale's dead-letter queue, with the reason, and acknowledges it. */
   deadLetter(order: QueuedOrder, reason: string): Promise<void>;

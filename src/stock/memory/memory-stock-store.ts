@@ -1,6 +1,7 @@
 import { ReleaseCode, ReserveCode } from '../stock-store.js';
 import type {
   QueuedOrder,
+  QueueEntryRef,
   ReserveRequest,
   ReserveResult,
   SaleStockSnapshot,
@@ -183,10 +184,11 @@ export class MemoryStockStore implements StockStore {
     return taken;
   }
 
-  async ackOrders(saleId: number, entryIds: readonly string[]): Promise<void> {
+  async ackOrders(saleId: number, entries: readonly QueueEntryRef[]): Promise<void> {
     const sale = this.#sales.get(saleId);
     if (!sale) return;
-    for (const entryId of entryIds) {
+    // The entry id alone finds the order here; the order id is for stores that cannot look it up cheaply.
+    for (const { entryId } of entries) {
       const order = sale.queue.remove(entryId);
       if (order) this.#settle(saleId, order.orderId, true);
     }

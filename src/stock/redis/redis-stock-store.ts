@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type {
   QueuedOrder,
+  QueueEntryRef,
   ReleaseCode,
   ReserveRequest,
   ReserveResult,
@@ -50,6 +51,11 @@ const WARM_CHUNK = 1000;
 const STAGING_TTL_MS = 10 * 60_000;
 /** Stream entries read per command when listing a queue. */
 const QUEUE_PAGE = 1000;
+/**
+ * Most rounds of {@link RedisStockStore.readOrders}. Each round costs a round trip; a batch
+ * still short after these is handed out as it is (the next read continues).
+ */
+const MAX_READ_ROUNDS = 4;
 /** Reservations remembered for `durability: replica` until awaited; the oldest are forgotten first. */
 const MAX_UNCONFIRMED = 65_536;
 
@@ -222,10 +228,15 @@ export class RedisStockStore implements StockStore {
   }
 
   /**
-   * One script call per sale, all sent at once so they share one round trip (and valid on
-   * Redis Cluster, where sales live in different slots). `count` is shared out among the
-   * sales; a sale whose stream or group is gone and that has no epoch yields nothing until it
-   * is warmed again.
+   * Reads in rounds of one script call per sale, each round's calls sent at once (one round
+   * trip, and valid on Redis Cluster, where sales live in different slots). The first round
+   * shares `count` evenly among the sales, so every sale with entries gets its share however
+   * busy the others are. Each later round shares what is still missing among the sales that
+   * filled their share (the others are empty for now), so a drained sale's share goes to the
+   * busy ones instead of shrinking the batch. No sale is asked for more than it may hand
+   * out, so nothing is left delivered to this consumer without being returned (it would sit
+   * unprocessed until claimed as idle). A sale whose stream or group is gone and that has no
+   * epoch yields nothing until it is warmed again.
    */
   async readOrders(
     consumer: string,
@@ -233,18 +244,32 @@ export class RedisStockStore implements StockStore {
     count: number,
     claimIdleMs: number,
   ): Promise<QueuedOrder[]> {
-    const quotas = shareOut(count, saleIds.length, this.#readTurn++);
-    const reads = saleIds.flatMap((saleId, i) =>
-      quotas[i] > 0
-        ? [this.#scripts.read(saleId, this.#keys.sale(saleId), WRITERS_GROUP, consumer, quotas[i], Math.max(0, claimIdleMs))]
-        : [],
-    );
-    return (await Promise.all(reads)).flat();
+    const minIdleMs = Math.max(0, claimIdleMs);
+    const turn = this.#readTurn++;
+    const taken: QueuedOrder[] = [];
+    let candidates = [...new Set(saleIds)];
+    for (let round = 0; round < MAX_READ_ROUNDS && candidates.length > 0 && taken.length < count; round++) {
+      const quotas = shareOut(count - taken.length, candidates.length, turn);
+      const reads = candidates.map((saleId, i) =>
+        quotas[i] > 0
+          ? this.#scripts.read(saleId, this.#keys.sale(saleId), WRITERS_GROUP, consumer, quotas[i], minIdleMs)
+          : undefined,
+      );
+      const replies = await Promise.all(reads);
+      const more: number[] = [];
+      replies.forEach((reply, i) => {
+        if (reply) taken.push(...reply);
+        // Not asked this round (no share left for it), or it gave all it was asked: it may hold more.
+        if (!reply || reply.length >= quotas[i]) more.push(candidates[i]);
+      });
+      candidates = more;
+    }
+    return taken;
   }
 
-  async ackOrders(saleId: number, entryIds: readonly string[]): Promise<void> {
-    if (entryIds.length === 0) return;
-    await this.#scripts.ack(this.#keys.sale(saleId), WRITERS_GROUP, entryIds);
+  async ackOrders(saleId: number, entries: readonly QueueEntryRef[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#scripts.ack(this.#keys.sale(saleId), WRITERS_GROUP, entries);
   }
 
   async deadLetter(order: QueuedOrder, reason: string): Promise<void> {
