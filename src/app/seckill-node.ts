@@ -148,17 +148,25 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     },
   });
 
-  const api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
-  let url: string;
-  try {
-    url = await api.listen({ host: config.host, port: config.port });
-  } catch (err) {
+  /** Stops everything but the HTTP server, in dependency order: jobs first, connections last. */
+  const stopBackground = async (): Promise<void> => {
+    clearTimeout(reconcileTimer);
+    reconcileTimer = undefined;
+    await reconciling;
     await archiving?.stop();
     await ops?.stop();
     await writer?.stop();
     await paymentWindow.stop();
     await stockStore.close();
     await db.close();
+  };
+
+  const api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
+  let url: string;
+  try {
+    url = await api.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await stopBackground();
     throw err;
   }
   accepting = true;
@@ -183,15 +191,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
         accepting = false;
         if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
         await api.close();
-        clearTimeout(reconcileTimer);
-        reconcileTimer = undefined;
-        await reconciling;
-        await archiving?.stop();
-        await ops?.stop();
-        await writer?.stop();
-        await paymentWindow.stop();
-        await stockStore.close();
-        await db.close();
+        await stopBackground();
         log.info('seckill node stopped');
       })();
       return closing;
