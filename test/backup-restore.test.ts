@@ -275,11 +275,11 @@ for (const kind of KINDS) {
           assert.deepEqual(JSON.parse(await readText(target, `${result.manifest.id}/manifest.json`)).id, result.manifest.id);
         });
 
-        it('point-in-time recovery is refused clearly, before anything is restored', async () => {
+        it('refuses point-in-time recovery of a SQLite backup (it has no change log) before anything is restored', async () => {
           const restoreUrl = await freshDatabaseUrl(kind);
           const result = await restoreBackup(config, { id: manifest.id, to: restoreUrl, until: new Date().toISOString() });
           assert.equal(result.ok, false);
-          assert.match(result.error!, /point-in-time recovery .* is not supported for this backup/);
+          assert.match(result.error!, /point-in-time recovery .* is not possible for backup .*: sqlite keeps no change log to replay/);
           assert.deepEqual(result.plan, []);
         });
       }
