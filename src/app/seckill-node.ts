@@ -71,6 +71,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
       durability: config.durability,
       replicaTimeoutMs: config.replicaTimeoutMs,
       commandTimeoutMs: config.redisCommandTimeoutMs,
+      autoPipelining: config.redisAutoPipelining,
     });
   } catch (err) {
     await store?.close().catch(() => undefined);

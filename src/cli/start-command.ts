@@ -87,7 +87,9 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
   if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
   const shutdown = (signal: string): void => {
     log.info({ signal }, 'stopping: draining in-flight requests and the writer batch');
-    node.close().then(
+    // Unready first, listener closed drainMs later: the balancer stops sending before
+    // connections are refused, so no request of a rolling restart fails.
+    node.close({ drainMs: config.drainMs }).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'error while stopping');

@@ -54,6 +54,8 @@ export interface SeckillConfig {
   readonly replicaTimeoutMs: number;
   /** Redis command timeout: how long a purchase waits on a stuck Redis before 503. */
   readonly redisCommandTimeoutMs: number;
+  /** Batch the Redis commands of one event-loop tick into one socket write (fewer system calls under load). */
+  readonly redisAutoPipelining: boolean;
   /** Most orders the writer takes from the queue in one batch. */
   readonly writerBatchSize: number;
   /** How long an entry may sit unacknowledged at a writer before another writer takes it over. */
@@ -68,6 +70,13 @@ export interface SeckillConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Worker processes for `seckill start` (node cluster). */
   readonly workers: number;
+  /**
+   * On SIGTERM, how long a node answers `/health/ready` 503 while still serving before it
+   * closes its listener: long enough for the balancer's health check to take it out of
+   * rotation first (HAProxy `inter × fall`), so a rolling restart loses no request.
+   * 0 for a single process with nothing in front of it.
+   */
+  readonly drainMs: number;
   readonly roles: readonly Role[];
 
   /** Backup targets, in order; `backup run` writes to all of them unless told one. */
@@ -145,6 +154,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'durability', kind: { type: 'enum', values: ['leader', 'replica'] }, fallback: 'leader' },
   { key: 'replicaTimeoutMs', kind: { type: 'integer', min: 1, max: 60_000 }, fallback: 200 },
   { key: 'redisCommandTimeoutMs', kind: { type: 'integer', min: 10, max: 60_000 }, fallback: 1000 },
+  { key: 'redisAutoPipelining', kind: { type: 'boolean' }, fallback: true },
   { key: 'writerBatchSize', kind: { type: 'integer', min: 1, max: 10_000 }, fallback: 1000 },
   { key: 'writerClaimIdleMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 10_000 },
   { key: 'expiryIntervalMs', kind: { type: 'integer', min: 10, max: 3_600_000 }, fallback: 1000 },
@@ -153,6 +163,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'bodyLimitBytes', kind: { type: 'integer', min: 1024, max: 10 * 1024 * 1024 }, fallback: 16_384 },
   { key: 'logLevel', kind: { type: 'enum', values: LOG_LEVELS }, fallback: 'info' },
   { key: 'workers', kind: { type: 'integer', min: 1, max: 256 }, fallback: 1 },
+  { key: 'drainMs', kind: { type: 'integer', min: 0, max: 600_000 }, fallback: 0 },
   { key: 'roles', kind: { type: 'list', values: ['api', 'writer', 'ops'] }, fallback: ['api', 'writer'] },
   {
     key: 'backupTargets',

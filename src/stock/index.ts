@@ -32,6 +32,8 @@ export interface StockStoreConfig {
   readonly replicaTimeoutMs?: number;
   /** Default 1000. */
   readonly commandTimeoutMs?: number;
+  /** Send the commands of one event-loop tick in one write (ioredis auto-pipelining). */
+  readonly autoPipelining?: boolean;
 }
 
 /**
@@ -47,5 +49,6 @@ export async function createStockStore(config: StockStoreConfig): Promise<StockS
     durability: config.durability,
     replicaTimeoutMs: config.replicaTimeoutMs,
     commandTimeoutMs: config.commandTimeoutMs,
+    autoPipelining: config.autoPipelining,
   });
 }
