@@ -64,3 +64,37 @@ describe('Redis flushed in the middle of a sale', () => {
     assert.equal((await client.stats(saleId)).body.remaining, 0);
   });
 });
+
+describe('Redis restarted empty while the writer role repairs lost sales by itself', () => {
+  let redis: RedisServer;
+  let app: TestNode;
+  before(async () => {
+    redis = await startRedis();
+    app = await startTestNode({ databaseUrl: await freshDatabaseUrl('sqlite'), redisUrl: redis.url, rateLimitPerUser: 0, reconcileIntervalMs: 200 });
+  });
+  after(async () => {
+    await app?.stop();
+    await redis?.stop();
+  });
+
+  it('rebuilds the lost sale within a few reconcile intervals and sells on without oversell', async () => {
+    const { client, node } = app;
+    const saleId = await client.createSale(50);
+    for (let i = 0; i < 20; i++) assert.equal((await client.purchase(saleId, `first-${i}`)).status, 202);
+    await client.drained(saleId);
+    await redis.flushAll();
+
+    let answer = await client.purchase(saleId, 'after-loss');
+    const started = Date.now();
+    while (answer.status === 503 && Date.now() - started < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await client.purchase(saleId, 'after-loss');
+    }
+    assert.equal(answer.status, 202, `sells again after the automatic rebuild: ${JSON.stringify(answer.body)}`);
+    assert.deepEqual((await client.purchase(saleId, 'first-0')).status, 200, 'an earlier buyer still holds their order');
+    await inParallel(Array.from({ length: 100 }, (_, i) => `late-${i}`), 16, (user) => client.purchase(saleId, user));
+    await client.drained(saleId);
+    assert.equal((await node.db.countOrders(saleId)).created, 50);
+    assert.equal((await client.stats(saleId)).body.remaining, 0);
+  });
+});

@@ -36,7 +36,10 @@ export interface ReconcileOptions {
   readonly repair: boolean;
   /** Only these sales; all sales when absent. */
   readonly saleIds?: readonly number[];
-  /** With repair: rebuild only sales whose state is missing, leave drifted ones to an operator. */
+  /**
+   * Only sales whose state is missing: the others are neither counted nor reported (the
+   * cheap check the writer role repeats); with repair, drifted ones are left to an operator.
+   */
   readonly onlyMissing?: boolean;
   /** Only sales that have not ended at this time (ms). */
   readonly activeAt?: number;
@@ -65,6 +68,9 @@ export class Reconciler {
     const results: SaleReconciliation[] = [];
     for (const sale of sales) {
       try {
+        // The periodic repair of lost sales runs every few seconds during a sale: a present
+        // state is left alone without counting the sale's orders (a scan of every order).
+        if (options.onlyMissing && (await this.#store.snapshot(sale.id)) !== null) continue;
         let finding = await this.inspect(sale);
         const wanted = finding.health === 'missing' || (finding.health === 'drift' && !options.onlyMissing);
         if (options.repair && wanted) finding = await this.rebuild(sale);
