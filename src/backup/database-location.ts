@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { redactUrl } from '../config/config.js';
+import { sqliteFileOf } from '../db/open-database.js';
 
 /** Where a database lives, normalised so two spellings of one database compare equal. */
 export type DatabaseLocation =
@@ -19,8 +20,7 @@ const DEFAULT_PORT = { mysql: 3306, postgres: 5432 } as const;
  */
 export function databaseLocation(url: string): DatabaseLocation {
   if (url.startsWith('sqlite:')) {
-    const rest = url.slice('sqlite:'.length);
-    const path = resolve(rest.startsWith('//') ? rest.slice(2) : rest);
+    const path = resolve(sqliteFileOf(url) ?? ':memory:');
     let file = path;
     try {
       file = realpathSync(path);

@@ -7,7 +7,7 @@ import { postgresToolEnv } from '../backup/engines/tool-environment.js';
 import { findPostgresTool } from '../backup/engines/tool-locator.js';
 import { runTool, ToolFailedError } from '../backup/engines/tool-process.js';
 import type { DatabaseBackend } from './dialects/database-backend.js';
-import { openDatabaseBackend } from './open-database.js';
+import { openDatabaseBackend, sqliteFileOf } from './open-database.js';
 import type { SeckillTables } from './tables.js';
 
 /**
@@ -262,8 +262,5 @@ async function withBackend<T>(url: string, work: (backend: DatabaseBackend) => P
 
 /** The file of a `sqlite:` URL, as `openDatabaseBackend` reads it; undefined for other schemes and `:memory:`. */
 function sqliteFile(url: string): string | undefined {
-  if (!/^sqlite:/i.test(url)) return undefined;
-  const rest = url.slice('sqlite:'.length);
-  const path = rest.startsWith('//') ? rest.slice(2) : rest;
-  return path === '' || path === ':memory:' ? undefined : path;
+  return /^sqlite:/i.test(url) ? sqliteFileOf(url) : undefined;
 }

@@ -1,3 +1,4 @@
+import { redactUrl } from '../config/config.js';
 import type { DatabaseBackend } from './dialects/database-backend.js';
 import { openMysql } from './dialects/mysql.js';
 import { openPostgres } from './dialects/postgres.js';
@@ -42,7 +43,7 @@ export function openDatabaseBackend(url: string, options: OpenDatabaseOptions = 
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case 'sqlite':
-      return openSqlite(sqlitePath(url));
+      return openSqlite(sqliteFileOf(url) ?? ':memory:');
     case 'mysql':
     case 'mariadb':
       return openMysql(url, poolSize);
@@ -51,25 +52,24 @@ export function openDatabaseBackend(url: string, options: OpenDatabaseOptions = 
       return openPostgres(url, poolSize);
     default:
       throw new Error(
-        `SECKILL_DATABASE_URL "${redactPassword(url)}" has an unknown scheme; use one of ${SCHEMES}`,
+        `SECKILL_DATABASE_URL "${redactUrl(url)}" has an unknown scheme; use one of ${SCHEMES}`,
       );
   }
 }
 
 /**
  * The file of a `sqlite:` URL: `sqlite:data/seckill.db` is relative to the working folder,
- * `sqlite:/var/lib/seckill.db` and `sqlite:///var/lib/seckill.db` are absolute.
+ * `sqlite:/var/lib/seckill.db` and `sqlite:///var/lib/seckill.db` are absolute;
+ * undefined for `sqlite::memory:`. The one reading of these URLs that backup, restore and
+ * the census share with the database itself.
+ *
+ * @throws Error when the URL names no file at all (`sqlite:`).
  */
-function sqlitePath(url: string): string {
+export function sqliteFileOf(url: string): string | undefined {
   const rest = url.slice('sqlite:'.length);
   const path = rest.startsWith('//') ? rest.slice(2) : rest;
   if (path.length === 0) {
     throw new Error(`SECKILL_DATABASE_URL "${url}" names no SQLite file; use sqlite:<path> or sqlite::memory:`);
   }
-  return path;
-}
-
-/** Keeps a password out of error messages and logs. */
-function redactPassword(url: string): string {
-  return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+  return path === ':memory:' ? undefined : path;
 }

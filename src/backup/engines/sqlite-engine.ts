@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import BetterSqlite3 from 'better-sqlite3';
 import { isEmptyDatabase } from '../../db/database-census.js';
 import type { BackupEngine, DumpStream, ToolCheck } from '../backup-engine.js';
+import { sqliteFileOf } from '../../db/open-database.js';
 
 /**
  * Pages per backup step: all of them. One step reads the whole file inside one read
@@ -126,9 +127,8 @@ async function assertSqliteFile(path: string): Promise<void> {
 
 /** The file of a `sqlite:` URL, as `openDatabaseBackend` reads it. */
 function sqliteFile(url: string): string {
-  const rest = url.slice('sqlite:'.length);
-  const path = rest.startsWith('//') ? rest.slice(2) : rest;
-  if (path === '' || path === ':memory:') {
+  const path = sqliteFileOf(url);
+  if (path === undefined) {
     throw new Error(`"${url}" names no SQLite file; an in-memory database cannot be backed up or restored: use sqlite:<path>`);
   }
   return path;

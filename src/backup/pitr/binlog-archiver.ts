@@ -2,6 +2,7 @@ import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { BackupTarget } from '../backup-target.js';
+import { ArchiveSyncLoop } from './archiver-status.js';
 import type { ArchiverStatus, ArchiverTiming } from './archiver-status.js';
 import { putJson, uploadLogFile } from './archive-transfer.js';
 import { binlogArchivePrefix, binlogIndexKey, byBinlogSequence, readBinlogIndex, type ArchivedBinlog, type BinlogArchiveIndex } from './binlog-archive.js';
@@ -68,15 +69,10 @@ export class BinlogArchiver {
   #archive = '';
   #serverId = 0;
   #connection: Connection | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #syncing: Promise<void> = Promise.resolve();
-  #syncedAt: Date | undefined;
-  #bytesBehind: number | undefined;
-  #lastUploadAt: Date | undefined;
-  #uploadedBytes = 0;
-  #lastFailure: string | undefined;
+  readonly #progress: ArchiveSyncLoop;
 
   constructor(options: BinlogArchiverOptions) {
+    this.#progress = new ArchiveSyncLoop(() => this.#syncOnce(), options.onFailure);
     this.#options = Object.freeze({ ...options });
     this.#address = parseDatabaseAddress(options.databaseUrl);
     if (this.#address.engine !== 'mysql') throw new Error('BinlogArchiver archives MariaDB/MySQL binary logs; for PostgreSQL use WalArchiver');
@@ -130,7 +126,7 @@ export class BinlogArchiver {
       );
     }
     for (const file of index?.files ?? []) this.#files.set(file.name, file);
-    this.#syncedAt = index?.syncedAt === undefined ? undefined : new Date(index.syncedAt);
+    this.#progress.syncedAt = index?.syncedAt === undefined ? undefined : new Date(index.syncedAt);
     const newestArchived = [...this.#files.values()].filter((file) => file.complete).sort(byBinlogSequence).at(-1);
     const serverLogs = await this.#serverLogs();
     const newestOnServer = serverLogs.at(-1);
@@ -141,16 +137,12 @@ export class BinlogArchiver {
       );
     }
     await this.#tool.start();
-    this.#timer = setInterval(() => {
-      this.sync().catch(() => undefined);
-    }, this.#options.syncIntervalMs ?? 5000);
-    this.#timer.unref();
+    this.#progress.startTimer(this.#options.syncIntervalMs ?? 5000);
   }
 
   /** Stops streaming, copies what the spool holds one last time, and closes the connection. */
   async stop(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#progress.stopTimer();
     await this.#tool.stop();
     try {
       // Never started (or start failed before the archive was known): nothing to copy.
@@ -166,29 +158,16 @@ export class BinlogArchiver {
    * timer does this every `syncIntervalMs`). Calls never overlap.
    */
   sync(): Promise<void> {
-    const run = this.#syncing.then(() => this.#syncOnce());
-    this.#syncing = run.catch((error: unknown) => this.#fail(`sync failed: ${error instanceof Error ? error.message : String(error)}`));
-    return run;
+    return this.#progress.sync();
   }
 
   /** How the archiver is doing; `lagSeconds` is the RPO right now. */
   status(): ArchiverStatus {
-    return {
-      running: this.#tool.running,
-      pid: this.#tool.pid,
-      restarts: this.#tool.restarts,
-      lastFailure: this.#lastFailure,
-      syncedAt: this.#syncedAt,
-      lagSeconds: this.#syncedAt === undefined ? undefined : (Date.now() - this.#syncedAt.getTime()) / 1000,
-      bytesBehind: this.#bytesBehind,
-      lastUploadAt: this.#lastUploadAt,
-      uploadedBytes: this.#uploadedBytes,
-    };
+    return this.#progress.status(this.#tool);
   }
 
   #fail(reason: string): void {
-    this.#lastFailure = reason;
-    this.#options.onFailure?.(reason);
+    this.#progress.fail(reason);
   }
 
   async #connect(): Promise<Connection> {
@@ -290,8 +269,7 @@ export class BinlogArchiver {
     const prefix = binlogArchivePrefix(this.#archive);
     const key = `${prefix}/${name}${complete ? '' : '.partial'}.gz`;
     const stored = await uploadLogFile(this.#options.target, key, join(this.#options.spoolDir, name), scan.completeBytes);
-    this.#lastUploadAt = new Date();
-    this.#uploadedBytes += stored.rawBytes;
+    this.#progress.uploaded(stored.rawBytes);
     const file: ArchivedBinlog = {
       name,
       key,
@@ -344,12 +322,12 @@ export class BinlogArchiver {
     }
     if (serverPosition !== undefined && archivedTo !== undefined) {
       const behind = comparePositions(serverPosition, archivedTo);
-      this.#bytesBehind = serverPosition.file === archivedTo.file ? Math.max(0, serverPosition.position - archivedTo.position) : undefined;
+      this.#progress.bytesBehind = serverPosition.file === archivedTo.file ? Math.max(0, serverPosition.position - archivedTo.position) : undefined;
       // Whatever the server had committed when we asked is in what we stored: the archive is current as of then.
       if (behind <= 0) {
-        this.#syncedAt = startedAt;
-        this.#bytesBehind = 0;
-        this.#lastFailure = undefined;
+        this.#progress.syncedAt = startedAt;
+        this.#progress.bytesBehind = 0;
+        this.#progress.lastFailure = undefined;
         changed = true;
       }
     }
@@ -368,7 +346,7 @@ export class BinlogArchiver {
       serverId: this.#serverId,
       source: describeAddress(this.#address),
       files: [...this.#files.values()].sort(byBinlogSequence),
-      syncedAt: this.#syncedAt?.toISOString(),
+      syncedAt: this.#progress.syncedAt?.toISOString(),
       updatedAt: new Date().toISOString(),
     };
     await putJson(this.#options.target, binlogIndexKey(this.#archive), index);

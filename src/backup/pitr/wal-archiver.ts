@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { BackupTarget } from '../backup-target.js';
+import { ArchiveSyncLoop } from './archiver-status.js';
 import type { ArchiverStatus, ArchiverTiming } from './archiver-status.js';
 import { putJson, uploadLogFile } from './archive-transfer.js';
 import { describeAddress, parseDatabaseAddress, postgresConnectionArgs, postgresPasswordEnv, type DatabaseAddress } from './database-address.js';
@@ -69,16 +70,11 @@ export class WalArchiver {
   #systemIdentifier = '';
   #segmentSize = 0;
   #client: pg.Client | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #syncing: Promise<void> = Promise.resolve();
   #partialUploaded: { name: string; mtimeMs: number; size: number } | undefined;
-  #syncedAt: Date | undefined;
-  #bytesBehind: number | undefined;
-  #lastUploadAt: Date | undefined;
-  #uploadedBytes = 0;
-  #lastFailure: string | undefined;
+  readonly #progress: ArchiveSyncLoop;
 
   constructor(options: WalArchiverOptions) {
+    this.#progress = new ArchiveSyncLoop(() => this.#syncOnce(), options.onFailure);
     this.#options = Object.freeze({ ...options });
     this.#address = parseDatabaseAddress(options.databaseUrl);
     if (this.#address.engine !== 'postgres') throw new Error('WalArchiver archives PostgreSQL WAL; for MariaDB/MySQL use BinlogArchiver');
@@ -132,16 +128,12 @@ export class WalArchiver {
       );
     }
     await this.#tool.start();
-    this.#timer = setInterval(() => {
-      this.sync().catch(() => undefined);
-    }, this.#options.syncIntervalMs ?? 5000);
-    this.#timer.unref();
+    this.#progress.startTimer(this.#options.syncIntervalMs ?? 5000);
   }
 
   /** Stops streaming, copies what the spool holds one last time, and closes the connection. The slot stays. */
   async stop(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#progress.stopTimer();
     await this.#tool.stop();
     try {
       // Never started (or start failed before the cluster was known): nothing to copy.
@@ -154,29 +146,16 @@ export class WalArchiver {
 
   /** Copies completed segments and the current `.partial` to the target now. Calls never overlap. */
   sync(): Promise<void> {
-    const run = this.#syncing.then(() => this.#syncOnce());
-    this.#syncing = run.catch((error: unknown) => this.#fail(`sync failed: ${error instanceof Error ? error.message : String(error)}`));
-    return run;
+    return this.#progress.sync();
   }
 
   /** How the archiver is doing; `lagSeconds` is the RPO right now. */
   status(): ArchiverStatus {
-    return {
-      running: this.#tool.running,
-      pid: this.#tool.pid,
-      restarts: this.#tool.restarts,
-      lastFailure: this.#lastFailure,
-      syncedAt: this.#syncedAt,
-      lagSeconds: this.#syncedAt === undefined ? undefined : (Date.now() - this.#syncedAt.getTime()) / 1000,
-      bytesBehind: this.#bytesBehind,
-      lastUploadAt: this.#lastUploadAt,
-      uploadedBytes: this.#uploadedBytes,
-    };
+    return this.#progress.status(this.#tool);
   }
 
   #fail(reason: string): void {
-    this.#lastFailure = reason;
-    this.#options.onFailure?.(reason);
+    this.#progress.fail(reason);
   }
 
   async #connect(): Promise<pg.Client> {
@@ -235,8 +214,7 @@ export class WalArchiver {
   async #store(name: string, key: string): Promise<void> {
     const stored = await uploadLogFile(this.#options.target, key, join(this.#options.spoolDir, name));
     this.#stored.add(key);
-    this.#lastUploadAt = new Date();
-    this.#uploadedBytes += stored.rawBytes;
+    this.#progress.uploaded(stored.rawBytes);
   }
 
   async #syncOnce(): Promise<void> {
@@ -251,7 +229,7 @@ export class WalArchiver {
       }
       // What the server had flushed when this sync began is in the spool, so it is in what we copy next.
       covered = positions.received !== undefined && positions.received >= positions.server;
-      this.#bytesBehind = positions.received === undefined ? undefined : Math.max(0, Number(positions.server - positions.received));
+      this.#progress.bytesBehind = positions.received === undefined ? undefined : Math.max(0, Number(positions.server - positions.received));
     } catch (error) {
       this.#fail(`cannot read the primary's WAL position (${error instanceof Error ? error.message : String(error)}); still copying the spool`);
     }
@@ -289,16 +267,16 @@ export class WalArchiver {
       }
     }
     if (covered) {
-      this.#syncedAt = startedAt;
-      this.#bytesBehind = 0;
-      this.#lastFailure = undefined;
+      this.#progress.syncedAt = startedAt;
+      this.#progress.bytesBehind = 0;
+      this.#progress.lastFailure = undefined;
     }
     const state: WalArchiveState = {
       formatVersion: 1,
       systemIdentifier: this.#systemIdentifier,
       source: describeAddress(this.#address),
       segmentSize: this.#segmentSize,
-      syncedAt: this.#syncedAt?.toISOString(),
+      syncedAt: this.#progress.syncedAt?.toISOString(),
       updatedAt: new Date().toISOString(),
     };
     await putJson(this.#options.target, walStateKey(this.#systemIdentifier), state);
