@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { checkSale, formatResults, runSale } from './support/chaos-sale.js';
+import { checkSale, formatResults, recordChaosResults, runSale } from './support/chaos-sale.js';
 import type { ChaosResult } from './support/chaos-sale.js';
 import { startApiTopology } from './support/chaos-topology.js';
 import type { ApiTopology } from './support/chaos-topology.js';
@@ -22,6 +22,7 @@ describe('chaos: API nodes behind HAProxy', { timeout: 120_000 }, () => {
   after(async () => {
     for (const t of topologies) await t.stop().catch(() => undefined);
     if (results.length > 0) process.stdout.write(`\nchaos results (API nodes)\n\n${formatResults(results)}\n\n`);
+    recordChaosResults('api-nodes', 'API nodes behind HAProxy (scenarios 1–2)', results);
   });
 
   const assertInvariants = (r: ChaosResult): void => {

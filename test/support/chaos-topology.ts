@@ -20,7 +20,8 @@ export interface ApiNode {
 /** HAProxy, N API+writer nodes, a private Redis and a fresh MariaDB database, all on loopback. */
 export interface ApiTopology {
   readonly haproxy: Haproxy;
-  readonly redis: RedisServer;
+  /** The private Redis, when the topology started its own (no `redisUrl` option). */
+  readonly redis: RedisServer | undefined;
   readonly databaseUrl: string;
   readonly nodes: readonly ApiNode[];
   /** A client that goes through HAProxy, as buyers do. */
@@ -39,6 +40,10 @@ export interface ApiTopologyOptions {
   readonly drainMs?: number;
   /** Extra SECKILL_* settings for every node. */
   readonly env?: Record<string, string>;
+  /** SECKILL_REDIS_URL of the nodes (e.g. a Sentinel group); default: a private Redis started here. */
+  readonly redisUrl?: string;
+  /** SECKILL_DATABASE_URL of the nodes (e.g. an HAProxy writer port); default: a fresh database on the private MariaDB. */
+  readonly databaseUrl?: string;
 }
 
 /**
@@ -48,14 +53,14 @@ export interface ApiTopologyOptions {
  */
 export async function startApiTopology(options: ApiTopologyOptions = {}): Promise<ApiTopology> {
   const count = options.nodes ?? 2;
-  const redis = await startRedis({ appendonly: true });
+  const redis = options.redisUrl === undefined ? await startRedis({ appendonly: true }) : undefined;
   const started: AppProcess[] = [];
   let haproxy: Haproxy | undefined;
   try {
-    const databaseUrl = await freshDatabaseUrl('mysql');
+    const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl('mysql'));
     const env: Record<string, string> = {
       SECKILL_DATABASE_URL: databaseUrl,
-      SECKILL_REDIS_URL: redis.url,
+      SECKILL_REDIS_URL: options.redisUrl ?? redis!.url,
       SECKILL_ADMIN_TOKEN: TEST_SECRETS.adminToken,
       SECKILL_JWT_SECRET: TEST_SECRETS.jwtSecret,
       SECKILL_RATE_LIMIT_PER_USER: '0',
@@ -95,13 +100,13 @@ export async function startApiTopology(options: ApiTopologyOptions = {}): Promis
       async stop() {
         await proxy.stop();
         await Promise.all(started.map((p) => p.kill('SIGKILL')));
-        await redis.stop();
+        await redis?.stop();
       },
     };
   } catch (error) {
     await haproxy?.stop();
     await Promise.all(started.map((p) => p.kill('SIGKILL')));
-    await redis.stop();
+    await redis?.stop();
     throw error;
   }
 }
