@@ -60,6 +60,12 @@ export interface SeckillConfig {
   readonly writerBatchSize: number;
   /** How long an entry may sit unacknowledged at a writer before another writer takes it over. */
   readonly writerClaimIdleMs: number;
+  /**
+   * With Redis stock and both api and writer roles, run the order writer (and the payment
+   * window and repair sweeps) in a worker thread, so batch writes never hold up the
+   * purchase path's event loop and the process uses a second core.
+   */
+  readonly writerThread: boolean;
   /** How often unpaid orders past their payment window are expired. */
   readonly expiryIntervalMs: number;
   /** How often the writer role rebuilds sales whose stock state is missing (I5); 0 = only on demand. */
@@ -157,6 +163,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'redisAutoPipelining', kind: { type: 'boolean' }, fallback: true },
   { key: 'writerBatchSize', kind: { type: 'integer', min: 1, max: 10_000 }, fallback: 1000 },
   { key: 'writerClaimIdleMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 10_000 },
+  { key: 'writerThread', kind: { type: 'boolean' }, fallback: true },
   { key: 'expiryIntervalMs', kind: { type: 'integer', min: 10, max: 3_600_000 }, fallback: 1000 },
   { key: 'reconcileIntervalMs', kind: { type: 'integer', min: 0, max: 3_600_000 }, fallback: 5000 },
   { key: 'defaultPaymentWindowSeconds', kind: { type: 'integer', min: 1, max: 30 * 86_400 }, fallback: 900 },

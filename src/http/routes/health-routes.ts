@@ -16,7 +16,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
   });
 
   app.get('/metrics', async (_request, reply) => {
-    const text = await ctx.metrics.registry.metrics();
+    const text = await ctx.metrics.text();
     return reply.header('content-type', ctx.metrics.registry.contentType).send(text);
   });
 }
