@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.js';
 import type { SeckillConfig } from '../config/config.js';
 import { openDatabase } from '../db/open-database.js';
+import { ReplicaReads } from '../db/replica-reads.js';
 import type { SeckillDatabase } from '../db/seckill-database.js';
 import { buildApi } from '../http/app.js';
 import { startLogArchiving } from '../backup/log-archiving.js';
@@ -97,10 +98,16 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     !inWriterThread && config.writerThread && config.roles.includes('api') && config.roles.includes('writer') && !(stockStore instanceof MemoryStockStore);
   const consumer = options.consumer ?? `${hostname()}:${process.pid}`;
   const metrics = new SeckillMetrics({ processMetrics: !inWriterThread });
-  const catalog = new SaleCatalog(db);
+  // Order status and a sale's first load may be a little stale: replicas answer them when configured.
+  let replicaReads: ReplicaReads | undefined;
+  if (config.databaseReplicaUrls.length > 0 && config.roles.includes('api') && !inWriterThread) {
+    replicaReads = await ReplicaReads.open(db, config.databaseReplicaUrls, { maxLagMs: config.databaseReplicaMaxLagMs, onRead: (target) => metrics.databaseReads.inc(target) }, log);
+  }
+  const reads = replicaReads ?? db;
+  const catalog = new SaleCatalog(reads);
   const reconciler = new Reconciler(db, stockStore);
   const paymentWindow = new PaymentWindow(db, stockStore, catalog, metrics, log, config.expiryIntervalMs);
-  const orders = new OrderBook(db, stockStore, paymentWindow);
+  const orders = new OrderBook(db, stockStore, paymentWindow, reads);
   const checkout = new Checkout(stockStore, catalog, { rateLimitPerUser: config.rateLimitPerUser, rateLimitPerIp: config.rateLimitPerIp });
   let accepting = false;
 
@@ -120,6 +127,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
       writerThread = await startWriterThread({ config, consumer: `${consumer}/writer` }, log);
     } catch (err) {
       await stockStore.close().catch(() => undefined);
+      await replicaReads?.close();
       await db.close().catch(() => undefined);
       throw err;
     }
@@ -168,6 +176,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
       }
       return result;
     },
+    replicas: replicaReads ? () => replicaReads.states() : undefined,
     async pendingOrders() {
       let pending = 0;
       for (const saleId of await stockStore.saleIds()) pending += (await stockStore.snapshot(saleId))?.pending ?? 0;
@@ -186,6 +195,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     await writer?.stop();
     await paymentWindow.stop();
     await stockStore.close();
+    await replicaReads?.close();
     await db.close();
   };
 

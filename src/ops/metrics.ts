@@ -20,6 +20,8 @@ export interface MetricsSources {
   remainingBySale(): Promise<ReadonlyMap<number, number>>;
   /** Accepted orders not yet written to the database, over all sales. */
   pendingOrders(): Promise<number>;
+  /** Database replicas and their last measured lag, when replicas are configured. */
+  replicas?(): readonly { readonly url: string; readonly lagMs: number | undefined; readonly usable: boolean }[];
 }
 
 /** The metrics of another thread of this process, as `registry.getMetricsAsJSON()` gives them. */
@@ -43,6 +45,8 @@ export class SeckillMetrics {
   /** Purchase attempts by outcome (updated on every purchase, so kept cheap). */
   readonly purchases: LabelledCounter<PurchaseOutcome>;
   readonly purchaseSeconds: PlainHistogram;
+  /** Stale-tolerant reads (order status, a sale's first load) by where they were answered. */
+  readonly databaseReads: LabelledCounter<'replica' | 'primary'>;
   readonly ordersPersisted: Counter;
   readonly ordersRejected: Counter<'reason'>;
   readonly ordersDeadLettered: Counter;
@@ -64,6 +68,20 @@ export class SeckillMetrics {
       'Time to answer a purchase attempt',
       [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     );
+    const metrics = this;
+    this.databaseReads = new LabelledCounter(this.registry, 'seckill_db_reads_total', 'Stale-tolerant reads by where they were answered (replica, or primary as fallback)', 'target', ['replica', 'primary']);
+    new Gauge({
+      name: 'seckill_db_replica_lag_seconds',
+      help: 'Replication lag of each database replica at its last probe (absent: not replicating or not answering)',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const replica of metrics.#sources?.replicas?.() ?? []) {
+          if (replica.lagMs !== undefined) this.set({ replica: replica.url }, replica.lagMs / 1000);
+        }
+      },
+    });
     this.ordersPersisted = new Counter({
       name: 'seckill_orders_persisted_total',
       help: 'Accepted orders written to the database',
@@ -100,7 +118,6 @@ export class SeckillMetrics {
       help: 'Age of the oldest order in the last batch written to the database',
       registers,
     });
-    const metrics = this;
     new Gauge({
       name: 'seckill_sale_remaining',
       help: 'Units still for sale, per active sale',
