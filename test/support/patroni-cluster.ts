@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -126,14 +126,43 @@ function postmasterPid(dataDir: string): number | undefined {
   }
 }
 
+/** Pids of a process's children (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Field 4 (ppid) follows the command name, which may contain spaces and parentheses.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return children;
+}
+
 /**
- * Kills the postmaster and its backends. Patroni starts PostgreSQL in a session of its own
- * (so that PostgreSQL outlives a Patroni crash), so killing Patroni's group leaves it running.
+ * Kills a node's processes with SIGKILL in one go and waits until they are gone: the
+ * process groups of `groupLeaders` (Patroni) and the postmaster with every child. Patroni
+ * starts PostgreSQL in a session of its own (so that it outlives a Patroni crash), and each
+ * backend calls setsid() too, so no single group holds them all. The postmaster is stopped
+ * first so that it forks nothing while its children are listed.
  */
-function killPostmasterSync(dataDir: string): void {
-  const pid = postmasterPid(dataDir);
-  const identity = pid === undefined ? undefined : processIdentity(pid);
-  if (identity !== undefined) killAndWaitSync(identity);
+function killNodeSync(dataDir: string, groupLeaders: readonly number[]): void {
+  const postmaster = postmasterPid(dataDir);
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  };
+  if (postmaster !== undefined) signal(postmaster, 'SIGSTOP');
+  const targets = [...groupLeaders.map((pid) => -pid), ...(postmaster === undefined ? [] : [postmaster, ...childrenOf(postmaster)])];
+  const identities = targets.map((pid) => processIdentity(Math.abs(pid)));
+  for (const pid of targets) signal(pid, 'SIGKILL');
+  for (const identity of identities) if (identity !== undefined) killAndWaitSync(identity);
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, describe: () => Promise<string>): Promise<T> {
@@ -178,7 +207,7 @@ class PrivateNode implements PatroniNode {
       scratchDir: this.dir,
     });
     // Not a child of Patroni's group: it needs its own exit hook and sweep record.
-    this.#forgetPostmaster ??= atProcessExit('stop-processes', () => killPostmasterSync(this.dataDir));
+    this.#forgetPostmaster ??= atProcessExit('stop-processes', () => killNodeSync(this.dataDir, []));
   }
 
   /** Records the postmaster for the stale sweep once it runs. */
@@ -187,21 +216,9 @@ class PrivateNode implements PatroniNode {
     if (pid !== undefined) recordServerProcess(this.dir, pid);
   }
 
+  /** kill -9 of the whole node, as when its machine dies. */
   kill(): void {
-    const patroni = this.patroni === undefined ? undefined : processIdentity(this.patroni.pid);
-    // Both groups in the same instant, as a power cut would: first Patroni, then PostgreSQL
-    // would give the replica's Patroni a moment to see a primary without a Patroni.
-    const postmaster = postmasterPid(this.dataDir);
-    for (const pid of [this.patroni?.pid, postmaster]) {
-      if (pid === undefined) continue;
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (patroni !== undefined) killAndWaitSync(patroni);
-    killPostmasterSync(this.dataDir);
+    killNodeSync(this.dataDir, this.patroni?.running ? [this.patroni.pid] : []);
   }
 
   async stop(): Promise<void> {
@@ -210,7 +227,7 @@ class PrivateNode implements PatroniNode {
       await this.patroni.stop({ signal: 'SIGTERM', graceMs: 5000 }).catch(() => undefined);
     }
     this.patroni = undefined;
-    killPostmasterSync(this.dataDir);
+    killNodeSync(this.dataDir, []);
     this.#forgetPostmaster?.();
     this.#forgetPostmaster = undefined;
   }
