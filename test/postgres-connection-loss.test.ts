@@ -11,8 +11,39 @@ import pg from 'pg';
 import { openDatabaseBackend } from '../src/db/open-database.js';
 import { postgresTimeouts } from '../src/db/dialects/postgres-pool.js';
 import type { DatabaseServer } from './support/database-server.js';
+import { startTestNode } from './support/app-node.js';
+import type { TestNode } from './support/app-node.js';
 import { startPostgres } from './support/postgres-server.js';
+import { startRedis } from './support/redis-server.js';
+import type { RedisServer } from './support/redis-server.js';
 import { freshDatabaseUrl } from './support/servers.js';
+
+/**
+ * Freezes (SIGSTOP) or thaws (SIGCONT) a private server whole: the postmaster, which would
+ * fork new connections, and every process it runs, which answer the open ones.
+ */
+async function freezeServer(server: DatabaseServer, signal: 'SIGSTOP' | 'SIGCONT', pids: readonly number[]): Promise<void> {
+  server.kill(signal);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
+/** The pids of a server's processes other than the postmaster, as pg_stat_activity lists them. */
+async function serverPids(rootUrl: string): Promise<number[]> {
+  const admin = new pg.Client({ connectionString: rootUrl });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ pid: number }>('select pid from pg_stat_activity where pid <> pg_backend_pid()');
+    return rows.map((r) => r.pid);
+  } finally {
+    await admin.end();
+  }
+}
 
 /** Resolves to how long `work` took to settle, failing the test when it takes longer than `limitMs`. */
 async function settlesWithin(limitMs: number, work: Promise<unknown>): Promise<{ ms: number; error: unknown }> {
@@ -31,7 +62,11 @@ async function settlesWithin(limitMs: number, work: Promise<unknown>): Promise<{
 
 describe('postgres: losing the server under the pool', () => {
   const servers: DatabaseServer[] = [];
+  let redis: RedisServer | undefined;
+  let app: TestNode | undefined;
   after(async () => {
+    await app?.stop();
+    await redis?.stop();
     for (const server of servers) await server.stop();
   });
 
@@ -89,5 +124,39 @@ describe('postgres: losing the server under the pool', () => {
     } finally {
       await backend.close();
     }
+  });
+
+  it('an API node keeps selling and stays ready (degraded) while its PostgreSQL hangs, and persists the orders once it answers', async () => {
+    const server = await startPostgres();
+    servers.push(server);
+    redis = await startRedis({ appendonly: true });
+    const databaseUrl = `${await server.createDatabase()}?connect_timeout=1&query_timeout=1000`;
+    // The writer's retries during the hang are expected: keep them out of the test output.
+    app = await startTestNode({ databaseUrl, redisUrl: redis.url, rateLimitPerUser: 0, logLevel: 'error' });
+    const saleId = await app.client.createSale(10);
+    assert.equal((await app.client.purchase(saleId, 'before-hang')).status, 202);
+    await app.client.drained(saleId);
+
+    const pids = await serverPids(server.rootUrl);
+    await freezeServer(server, 'SIGSTOP', pids);
+    try {
+      const ready = await settlesWithin(2000, app.client.request<{ status: string; checks: Record<string, string> }>('GET', '/health/ready'));
+      const answer = await app.client.request<{ status: string; checks: Record<string, string> }>('GET', '/health/ready');
+      assert.equal(ready.error, undefined);
+      assert.deepEqual([answer.status, answer.body.status, answer.body.checks.database], [200, 'degraded', 'down'], 'still in the balancer: selling needs only Redis');
+      for (const user of ['during-hang-1', 'during-hang-2', 'during-hang-3']) {
+        const purchase = await app.client.purchase(saleId, user);
+        assert.equal(purchase.status, 202, `${user} bought while the database hangs: ${JSON.stringify(purchase.body)}`);
+      }
+      // Long enough for the writer to be stuck in a query, if a query could hang.
+      await sleep(1500);
+    } finally {
+      await freezeServer(server, 'SIGCONT', pids);
+    }
+    await app.client.drained(saleId, 15_000);
+    const stats = await app.client.stats(saleId);
+    assert.deepEqual([stats.body.created, stats.body.remaining], [4, 6], 'every order bought during the hang is in the database');
+    const ready = await app.client.request<{ status: string }>('GET', '/health/ready');
+    assert.deepEqual([ready.status, ready.body.status], [200, 'ready']);
   });
 });

@@ -187,6 +187,8 @@ class PrivateNode implements PatroniNode {
     readonly pgPort: number,
     readonly restPort: number,
     readonly dir: string,
+    /** The cluster's scratch folder, whose owner record lists the processes to sweep. */
+    readonly clusterDir: string,
   ) {
     this.restUrl = `http://${HOST}:${restPort}`;
     this.config = join(dir, 'patroni.yml');
@@ -204,7 +206,7 @@ class PrivateNode implements PatroniNode {
       // `env -i`: an exported PGPASSWORD (or PGHOST…) would leak into pg_basebackup and pg_rewind.
       env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: this.dir },
       cwd: this.dir,
-      scratchDir: this.dir,
+      scratchDir: this.clusterDir,
     });
     // Not a child of Patroni's group: it needs its own exit hook and sweep record.
     this.#forgetPostmaster ??= atProcessExit('stop-processes', () => killNodeSync(this.dataDir, []));
@@ -213,7 +215,7 @@ class PrivateNode implements PatroniNode {
   /** Records the postmaster for the stale sweep once it runs. */
   notePostmaster(): void {
     const pid = postmasterPid(this.dataDir);
-    if (pid !== undefined) recordServerProcess(this.dir, pid);
+    if (pid !== undefined) recordServerProcess(this.clusterDir, pid);
   }
 
   /** kill -9 of the whole node, as when its machine dies. */
@@ -322,7 +324,7 @@ export async function startPatroniCluster(options: PatroniClusterOptions = {}): 
       const nodeDir = join(dir, `pg${i}`);
       mkdirSync(nodeDir, { mode: 0o700 });
       giveAway(nodeDir);
-      const node = new PrivateNode(`pg${i}`, await freePort(), await freePort(), nodeDir);
+      const node = new PrivateNode(`pg${i}`, await freePort(), await freePort(), nodeDir, dir);
       writeFileSync(
         node.config,
         renderTemplate(readFileSync(PATRONI_TEMPLATE, 'utf8'), {
