@@ -65,7 +65,7 @@ export class MysqlDumpEngine implements BackupEngine {
       // As a bare name, not --databases: no CREATE DATABASE/USE, so it restores under any name.
       address.database,
     ];
-    const running = startTool({ name: tool.name, command: tool.command, args, env: mysqlToolEnv(address.password) });
+    const running = startTool({ name: tool.name, command: tool.command, args, env: mysqlToolEnv(address.password), blockBufferedStdout: true });
     const reader = new DumpPositionReader();
     // Destroying `reader` destroys the tool's stdout, which kills the tool.
     pipeline(running.stdout, reader, () => undefined);

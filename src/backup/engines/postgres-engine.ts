@@ -72,6 +72,7 @@ export class PostgresDumpEngine implements BackupEngine {
         address.database,
       ],
       env: postgresToolEnv(address.password),
+      blockBufferedStdout: true,
     });
     const stream = running.stdout;
     const finished = whenReadToEnd(stream, running.exited, () => (position === undefined ? {} : { position }));

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { pipeline, Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
+import { findTool } from './tool-locator.js';
 
 /** How much of a tool's stderr is kept for the error message: the end is where tools explain. */
 const STDERR_TAIL_BYTES = 8 * 1024;
@@ -26,7 +27,18 @@ export interface ToolInvocation {
   readonly onStderrLine?: (line: string) => void;
   /** Kills the tool when it runs longer than this; default: no limit. */
   readonly timeoutMs?: number;
+  /**
+   * The tool prints its product through C stdio (mariadb-dump, pg_dump): run it under
+   * coreutils' `stdbuf -o1M` so stdout is written in large blocks. mariadb-dump otherwise
+   * writes a few kilobytes at a time, and the dump reached Node in about 28,000 chunks of
+   * 6 KB for 160 MB instead of 2,700 of 58 KB; reading it cost twice the CPU. Without
+   * `stdbuf` the tool runs as it is.
+   */
+  readonly blockBufferedStdout?: boolean;
 }
+
+/** coreutils' stdbuf, when installed (it is on Debian, where coreutils is essential). */
+const STDBUF = findTool('stdbuf');
 
 /** A tool whose stdout is being streamed. */
 export interface RunningTool {
@@ -131,7 +143,10 @@ function spawnTool(
   invocation: ToolInvocation,
   stdin: 'ignore' | 'pipe',
 ): { child: ChildProcess; exited: Promise<void>; stderr: StderrTail } {
-  const child = spawn(invocation.command, [...invocation.args], {
+  const buffered = invocation.blockBufferedStdout === true && STDBUF !== undefined;
+  // stdbuf sets up the buffering and execs the tool: the child's pid is still the tool's.
+  const [command, args] = buffered ? [STDBUF!, ['-o1M', invocation.command, ...invocation.args]] : [invocation.command, [...invocation.args]];
+  const child = spawn(command, args, {
     env: { ...invocation.env },
     stdio: [stdin, 'pipe', 'pipe'],
   });
