@@ -268,6 +268,22 @@ describe('dump tools that fail', () => {
     await assert.rejects(pipeline(running.stdout, createWriteStream('/dev/null')), /fake-dump exited with code 2: fake-dump: Got error: 1049/);
   });
 
+  it('a dump tool printing through stdio arrives in large blocks, complete, when block-buffered', async () => {
+    // `seq` prints line by line through stdio, as mariadb-dump does: 2.9 MB in small writes.
+    const read = async (blockBufferedStdout: boolean): Promise<{ chunks: number; text: string }> => {
+      const running = startTool({ name: 'seq', command: '/usr/bin/seq', args: ['1', '400000'], env: { PATH: '/usr/bin:/bin' }, blockBufferedStdout });
+      const chunks: Buffer[] = [];
+      for await (const chunk of running.stdout) chunks.push(chunk as Buffer);
+      await running.exited;
+      return { chunks: chunks.length, text: Buffer.concat(chunks).toString('latin1') };
+    };
+    const [plain, buffered] = [await read(false), await read(true)];
+    assert.equal(buffered.text, plain.text, 'the same bytes either way');
+    assert.equal(buffered.text.split('\n').length, 400_001);
+    const averageKiB = buffered.text.length / buffered.chunks / 1024;
+    assert.ok(averageKiB >= 32, `block-buffered chunks average ${averageKiB.toFixed(1)} KiB (${buffered.chunks} chunks; ${plain.chunks} without)`);
+  });
+
   it('sqlite: refuses to restore bytes that are not a SQLite database', async () => {
     const target = await freshDatabaseUrl('sqlite');
     const engine = engineFor(target, { mysqlMethod: 'logical' });
