@@ -1,0 +1,216 @@
+/**
+ * Chaos suite, database tier (issue 5, scenarios 7 and 8): a private MariaDB primary and
+ * its semi-sync GTID replica behind HAProxy's `writer` backend, two `seckill start` nodes
+ * whose SECKILL_DATABASE_URL is the HAProxy writer port, a private Redis, and a paced sale
+ * through the API balancer while the database primary is killed (then promoted with the
+ * real `seckill db promote`) or unreachable for a while. Purchases only need Redis, so
+ * buyers must notice nothing; the writer must pause and catch up with nothing lost.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { PromotionResult } from '../src/ha/mariadb-promotion.js';
+import { runCli } from './support/app-process.js';
+import { CHAOS_FULL, checkSale, formatResults, recordChaosResults, runSale } from './support/chaos-sale.js';
+import type { ChaosResult } from './support/chaos-sale.js';
+import { startApiTopology } from './support/chaos-topology.js';
+import type { ApiTopology } from './support/chaos-topology.js';
+import { startReplicatedMariaDb, waitCaughtUp } from './support/mariadb-replication.js';
+import type { MariaDbInstance, ReplicatedMariaDb } from './support/mariadb-replication.js';
+
+/** Targets of issue 5 for this tier. */
+const PERSISTENCE_RESUME_MS = 5000;
+/** Scenario 8: how long the database stays unreachable. */
+const OUTAGE_MS = CHAOS_FULL ? 60_000 : 12_000;
+/** Log lines a node may write per second of database outage: a pause, not an error storm. */
+const LOG_LINES_PER_OUTAGE_SECOND = 5;
+
+const results: ChaosResult[] = [];
+
+async function ordersOf(server: MariaDbInstance, database: string, saleId: number): Promise<number> {
+  const rows = await server.query<RowDataPacket>(`SELECT COUNT(*) AS n FROM \`${database}\`.orders WHERE sale_id = ?`, [saleId]);
+  return Number(rows[0]?.n);
+}
+
+function databaseOf(url: string): string {
+  return new URL(url).pathname.slice(1);
+}
+
+const lines = (text: string): number => text.split('\n').filter((l) => l.trim() !== '').length;
+
+describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 600_000 : 240_000 }, () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    if (results.length > 0) process.stdout.write(`\nchaos results (MariaDB)\n\n${formatResults(results)}\n\n`);
+    recordChaosResults('mariadb', 'MariaDB primary loss and promotion (scenarios 7–8)', results);
+  });
+
+  const start = async (): Promise<{ db: ReplicatedMariaDb; url: string; topology: ApiTopology }> => {
+    const db = await startReplicatedMariaDb();
+    cleanups.push(() => db.stop());
+    const url = await db.createDatabase();
+    const topology = await startApiTopology({ nodes: 2, drainMs: 1000, databaseUrl: url });
+    cleanups.push(() => topology.stop());
+    return { db, url, topology };
+  };
+
+  const assertInvariants = (r: ChaosResult): void => {
+    assert.equal(r.gaveUp, 0, 'every buyer got an answer within the bounded retries');
+    assert.equal(r.oversold, 0, 'oversold');
+    assert.equal(r.duplicates, 0, 'duplicates');
+    assert.equal(r.lost, 0, 'lost acknowledged orders');
+    assert.equal(r.stranded, 0, 'stranded stock');
+  };
+
+  it('7. kill -9 of the MariaDB primary mid-sale, then `seckill db promote`: no failed purchase, nothing lost, persistence resumes within 5 s', async () => {
+    const { db, url, topology } = await start();
+    const [db1, db2] = db.servers;
+    const database = databaseOf(url);
+    const buyers = CHAOS_FULL ? 8000 : 3000;
+    const stock = Math.round(buyers * 0.8);
+    const saleId = await topology.client.createSale(stock);
+    let promotion: PromotionResult | undefined;
+    let cliExit: number | null = null;
+    let cliStderr = '';
+    let promoteWallMs = 0;
+    let resumeAfterPromoteMs = Number.NaN;
+    let firstNewWriteAfterKillMs = Number.NaN;
+    const outcome = await runSale({
+      client: topology.client,
+      saleId,
+      buyers,
+      concurrency: 64,
+      ratePerSecond: 400,
+      fault: {
+        afterAnswers: Math.round(buyers * 0.2),
+        async inject() {
+          const killedAt = performance.now();
+          await db1.crash();
+          const run = await runCli(['db', 'promote', '--json'], db.promoteEnv);
+          const promotedAt = performance.now();
+          promoteWallMs = promotedAt - killedAt;
+          cliExit = run.code;
+          cliStderr = run.stderr;
+          promotion = JSON.parse(run.stdout) as PromotionResult;
+          // db2 writes GTIDs with its own server id (2) only once the writer committed through it.
+          const deadline = promotedAt + 30_000;
+          while (performance.now() < deadline) {
+            const [{ pos }] = await db2.query<RowDataPacket>('SELECT @@gtid_binlog_pos AS pos');
+            if (/\d+-2-\d+/.test(String(pos))) {
+              firstNewWriteAfterKillMs = performance.now() - killedAt;
+              resumeAfterPromoteMs = Math.max(0, performance.now() - promotedAt);
+              break;
+            }
+            await sleep(25);
+          }
+        },
+      },
+    });
+    assert.equal(cliExit, 0, `seckill db promote failed:\n${cliStderr}`);
+    assert.equal(promotion?.promoted, 'db2');
+    const result = await checkSale('kill -9 MariaDB primary, `seckill db promote`', topology.client, topology.databaseUrl, saleId, stock, buyers, outcome, {
+      balancer: await topology.haproxy.backendCounters(),
+      notes:
+        `promote CLI took ${Math.round(promoteWallMs)} ms after kill -9 (db2 writable ${promotion?.writableAfterMs} ms, in HAProxy ${promotion?.admittedAfterMs} ms into the command); ` +
+        `persistence resumed ${Math.round(resumeAfterPromoteMs)} ms after the promotion (first write on db2 ${Math.round(firstNewWriteAfterKillMs)} ms after the kill); ` +
+        `db2 had received ${promotion?.receivedPos} and applied it before it became writable`,
+    });
+    results.push(result);
+    assertInvariants(result);
+    assert.equal(result.failedAnswers, 0, `purchases only need Redis: no failed purchase; answers ${JSON.stringify(result.answersByStatus)}`);
+    assert.ok(resumeAfterPromoteMs <= PERSISTENCE_RESUME_MS, `persistence resumed ${resumeAfterPromoteMs} ms after the promotion, target ≤ ${PERSISTENCE_RESUME_MS} ms`);
+    assert.deepEqual((await db.balancer.servers()).map((s) => [s.name, s.maint]), [['db1', true], ['db2', false]], 'HAProxy sends writes to db2 only');
+
+    // The old primary rejoins as a replica of the new one and ends up with the same orders.
+    const rejoinStarted = performance.now();
+    await db.rejoinAsReplica(db1, db2);
+    await waitCaughtUp(db1, db2);
+    const rejoinMs = Math.round(performance.now() - rejoinStarted);
+    assert.equal(await ordersOf(db1, database, saleId), await ordersOf(db2, database, saleId), 'the rejoined old primary holds the same orders as the new one');
+    const status = await runCli(['db', 'status', '--json'], db.promoteEnv);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    const roles = (JSON.parse(status.stdout) as { servers: { name: string; role: string }[] }).servers.map((s) => [s.name, s.role]);
+    assert.deepEqual(roles, [['db1', 'replica'], ['db2', 'primary']]);
+    results[results.length - 1] = { ...result, notes: `${result.notes}; old primary rejoined as replica (--init-rpl-role=SLAVE) and caught up in ${rejoinMs} ms` };
+  });
+
+  it(`8. the database writer unreachable for ${OUTAGE_MS / 1000} s mid-sale: purchases keep answering, the writer pauses and catches up with nothing lost`, async () => {
+    const { db, topology } = await start();
+    const rate = CHAOS_FULL ? 250 : 200;
+    // The sale outlasts the outage by a few seconds, so orders flow before, during and after it.
+    const buyers = Math.round(rate * (OUTAGE_MS / 1000 + 8));
+    const stock = Math.round(buyers * 0.9);
+    const saleId = await topology.client.createSale(stock);
+    const readiness = new Map<string, number>();
+    let databaseDownSeen = 0;
+    let logLinesDuringOutage = 0;
+    let backlog = 0;
+    let drainedAfterMs = Number.NaN;
+    const outcome = await runSale({
+      client: topology.client,
+      saleId,
+      buyers,
+      concurrency: 64,
+      ratePerSecond: rate,
+      fault: {
+        afterAnswers: rate * 2,
+        async inject() {
+          const linesBefore = topology.nodes.map((n) => lines(n.process!.output()));
+          await db.balancer.fence('db1');
+          const until = performance.now() + OUTAGE_MS;
+          while (performance.now() < until) {
+            for (const node of topology.nodes) {
+              const answer = await fetch(`http://127.0.0.1:${node.port}/health/ready`, { signal: AbortSignal.timeout(1000) })
+                .then(async (r) => ({ status: r.status, body: (await r.json()) as { checks: { database: string } } }))
+                .catch(() => ({ status: 0, body: { checks: { database: '?' } } }));
+              readiness.set(String(answer.status), (readiness.get(String(answer.status)) ?? 0) + 1);
+              if (answer.body.checks.database === 'down') databaseDownSeen++;
+            }
+            await sleep(500);
+          }
+          logLinesDuringOutage = Math.max(...topology.nodes.map((n, i) => lines(n.process!.output()) - linesBefore[i]!));
+          await db.balancer.admit('db1');
+          const backAt = performance.now();
+          // What Redis accepted so far is the backlog the writers must now persist.
+          let target = Number.NaN;
+          while (performance.now() - backAt < 60_000) {
+            const stats = await topology.client.stats(saleId);
+            if (stats.status === 200) {
+              const persisted = Number(stats.body.created ?? 0) + Number(stats.body.paid ?? 0);
+              if (Number.isNaN(target)) {
+                target = stock - Number(stats.body.remaining);
+                backlog = target - persisted;
+              }
+              if (persisted >= target) {
+                drainedAfterMs = performance.now() - backAt;
+                break;
+              }
+            }
+            await sleep(25);
+          }
+        },
+      },
+    });
+    for (const node of topology.nodes) assert.equal(node.process?.child.exitCode, null, `node ${node.name} still runs:\n${node.process?.output()}`);
+    const result = await checkSale(`writer unreachable ${OUTAGE_MS / 1000} s (HAProxy maint + shutdown sessions)`, topology.client, topology.databaseUrl, saleId, stock, buyers, outcome, {
+      balancer: await topology.haproxy.backendCounters(),
+      notes:
+        `/health/ready during the outage: ${JSON.stringify(Object.fromEntries(readiness))} (database reported down ${databaseDownSeen}×); ` +
+        `backlog of ${backlog} orders persisted ${Math.round(drainedAfterMs)} ms after the database came back; ` +
+        `at most ${logLinesDuringOutage} log lines per node during the outage`,
+    });
+    results.push(result);
+    assertInvariants(result);
+    assert.equal(result.failedAnswers, 0, `purchases only need Redis: no failed purchase; answers ${JSON.stringify(result.answersByStatus)}`);
+    assert.deepEqual([...readiness.keys()], ['200'], `nodes stay ready while Redis sells: ${JSON.stringify(Object.fromEntries(readiness))}`);
+    assert.ok(databaseDownSeen > 0, 'readiness reports the database down');
+    assert.ok(backlog > 0, 'orders piled up during the outage');
+    assert.ok(Number.isFinite(drainedAfterMs), 'the backlog was persisted once the database was back');
+    assert.ok(
+      logLinesDuringOutage <= (LOG_LINES_PER_OUTAGE_SECOND * OUTAGE_MS) / 1000,
+      `a node wrote ${logLinesDuringOutage} log lines in ${OUTAGE_MS / 1000} s of outage (bound ${LOG_LINES_PER_OUTAGE_SECOND}/s)`,
+    );
+  });
+});
