@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { PromotionResult } from '../src/ha/mariadb-promotion.js';
 import { runCli } from './support/app-process.js';
-import { CHAOS_FULL, checkSale, formatResults, recordChaosResults, runSale } from './support/chaos-sale.js';
-import type { ChaosResult } from './support/chaos-sale.js';
+import { CHAOS_FULL, checkSale, formatResults, isFailure, recordChaosResults, runSale } from './support/chaos-sale.js';
+import type { ChaosResult, SaleOutcome } from './support/chaos-sale.js';
 import { startApiTopology } from './support/chaos-topology.js';
 import type { ApiTopology } from './support/chaos-topology.js';
 import { startReplicatedMariaDb, waitCaughtUp } from './support/mariadb-replication.js';
@@ -28,6 +28,34 @@ const LOG_LINES_PER_OUTAGE_SECOND = 5;
 
 const results: ChaosResult[] = [];
 
+/**
+ * Watches HAProxy's view of the API nodes during a sale: how long each node was out of
+ * rotation (not `UP`). The database faults should never take an API node out.
+ */
+function watchApiNodes(topology: ApiTopology): { stop(): Promise<string> } {
+  const outMs = new Map<string, number>(topology.nodes.map((n) => [n.name, 0]));
+  let running = true;
+  const loop = (async () => {
+    let last = performance.now();
+    while (running) {
+      await sleep(100);
+      const now = performance.now();
+      for (const node of topology.nodes) {
+        const status = await topology.haproxy.serverStatus(node.name).catch(() => '?');
+        if (!status.startsWith('UP')) outMs.set(node.name, outMs.get(node.name)! + (now - last));
+      }
+      last = now;
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return `API nodes out of HAProxy rotation: ${[...outMs].map(([name, ms]) => `${name} ${Math.round(ms)} ms`).join(', ')}`;
+    },
+  };
+}
+
 async function ordersOf(server: MariaDbInstance, database: string, saleId: number): Promise<number> {
   const rows = await server.query<RowDataPacket>(`SELECT COUNT(*) AS n FROM \`${database}\`.orders WHERE sale_id = ?`, [saleId]);
   return Number(rows[0]?.n);
@@ -38,6 +66,13 @@ function databaseOf(url: string): string {
 }
 
 const lines = (text: string): number => text.split('\n').filter((l) => l.trim() !== '').length;
+
+/** Failed attempts by status and error code (`503 UNAVAILABLE` from a node, `503 -` from HAProxy), for the notes. */
+function failuresByCode(outcome: SaleOutcome): string {
+  const tally: Record<string, number> = {};
+  for (const a of outcome.attempts) if (isFailure(a.status)) tally[`${a.status} ${a.code ?? '-'}`] = (tally[`${a.status} ${a.code ?? '-'}`] ?? 0) + 1;
+  return Object.keys(tally).length === 0 ? 'none failed' : `failed: ${JSON.stringify(tally)}`;
+}
 
 describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 600_000 : 240_000 }, () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -64,6 +99,42 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
     assert.equal(r.stranded, 0, 'stranded stock');
   };
 
+  it('`seckill db promote` plans without changing anything, refuses unsafe promotions with a clear error, and undoes a fence it could not finish', async () => {
+    const db = await startReplicatedMariaDb();
+    cleanups.push(() => db.stop());
+    const [db1, db2] = db.servers;
+    await db.createDatabase();
+    const maintOf = async (): Promise<boolean[]> => (await db.balancer.servers()).map((s) => s.maint);
+
+    const dryRun = await runCli(['db', 'promote', '--dry-run'], db.promoteEnv);
+    assert.equal(dryRun.code, 0, dryRun.stderr);
+    assert.match(dryRun.stdout, /would promote db2; nothing was changed/);
+    assert.match(dryRun.stdout, /switchover/, 'a live primary is noticed');
+    assert.deepEqual(await maintOf(), [false, true]);
+    assert.equal((await db2.slaveStatus())?.Slave_IO_Running, 'Yes');
+
+    const wrong = await runCli(['db', 'promote', '--candidate', 'db1'], db.promoteEnv);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stdout, /cannot promote db1: db1 is primary, not a reachable replica/);
+
+    const unconfigured = await runCli(['db', 'promote'], { SECKILL_MARIADB_SERVERS: db.promoteEnv.SECKILL_MARIADB_SERVERS! });
+    assert.equal(unconfigured.code, 2);
+    assert.match(unconfigured.stderr, /SECKILL_MARIADB_HAPROXY_SOCKET/);
+
+    // A replica that cannot apply what it receives must not be promoted; the live primary is put back.
+    await db2.query('STOP SLAVE SQL_THREAD');
+    const stuck = await runCli(['db', 'promote', '--json', '--timeout', '2000'], db.promoteEnv);
+    assert.equal(stuck.code, 1, stuck.stderr);
+    const failed = JSON.parse(stuck.stdout) as PromotionResult;
+    assert.match(failed.error ?? '', /SQL thread is not running/);
+    assert.match(stuck.stderr, /\[rollback\] db1: writable and back in HAProxy/);
+    assert.deepEqual(await maintOf(), [false, true], 'db1 is back in HAProxy, db2 still out');
+    assert.equal(Number((await db1.query('SELECT @@read_only AS ro'))[0]?.ro), 0, 'db1 is writable again');
+    assert.equal((await db2.slaveStatus())?.Slave_IO_Running, 'Yes', "db2's IO thread runs again");
+    await db2.query('START SLAVE SQL_THREAD');
+    await waitCaughtUp(db2, db1);
+  });
+
   it('7. kill -9 of the MariaDB primary mid-sale, then `seckill db promote`: no failed purchase, nothing lost, persistence resumes within 5 s', async () => {
     const { db, url, topology } = await start();
     const [db1, db2] = db.servers;
@@ -77,6 +148,7 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
     let promoteWallMs = 0;
     let resumeAfterPromoteMs = Number.NaN;
     let firstNewWriteAfterKillMs = Number.NaN;
+    const watch = watchApiNodes(topology);
     const outcome = await runSale({
       client: topology.client,
       saleId,
@@ -97,8 +169,8 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
           // db2 writes GTIDs with its own server id (2) only once the writer committed through it.
           const deadline = promotedAt + 30_000;
           while (performance.now() < deadline) {
-            const [{ pos }] = await db2.query<RowDataPacket>('SELECT @@gtid_binlog_pos AS pos');
-            if (/\d+-2-\d+/.test(String(pos))) {
+            const pos = await db2.query<RowDataPacket>('SELECT @@gtid_binlog_pos AS pos').then((rows) => String(rows[0]?.pos), () => '');
+            if (/\d+-2-\d+/.test(pos)) {
               firstNewWriteAfterKillMs = performance.now() - killedAt;
               resumeAfterPromoteMs = Math.max(0, performance.now() - promotedAt);
               break;
@@ -108,6 +180,8 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
         },
       },
     });
+    const apiNodes = await watch.stop();
+    for (const node of topology.nodes) assert.equal(node.process?.child.exitCode, null, `node ${node.name} still runs:\n${node.process?.output()}`);
     assert.equal(cliExit, 0, `seckill db promote failed:\n${cliStderr}`);
     assert.equal(promotion?.promoted, 'db2');
     const result = await checkSale('kill -9 MariaDB primary, `seckill db promote`', topology.client, topology.databaseUrl, saleId, stock, buyers, outcome, {
@@ -115,7 +189,7 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
       notes:
         `promote CLI took ${Math.round(promoteWallMs)} ms after kill -9 (db2 writable ${promotion?.writableAfterMs} ms, in HAProxy ${promotion?.admittedAfterMs} ms into the command); ` +
         `persistence resumed ${Math.round(resumeAfterPromoteMs)} ms after the promotion (first write on db2 ${Math.round(firstNewWriteAfterKillMs)} ms after the kill); ` +
-        `db2 had received ${promotion?.receivedPos} and applied it before it became writable`,
+        `db2 had received ${promotion?.receivedPos} and applied it before it became writable; ${failuresByCode(outcome)}; ${apiNodes}`,
     });
     results.push(result);
     assertInvariants(result);
@@ -148,6 +222,7 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
     let logLinesDuringOutage = 0;
     let backlog = 0;
     let drainedAfterMs = Number.NaN;
+    const watch = watchApiNodes(topology);
     const outcome = await runSale({
       client: topology.client,
       saleId,
@@ -193,13 +268,14 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
         },
       },
     });
+    const apiNodes = await watch.stop();
     for (const node of topology.nodes) assert.equal(node.process?.child.exitCode, null, `node ${node.name} still runs:\n${node.process?.output()}`);
     const result = await checkSale(`writer unreachable ${OUTAGE_MS / 1000} s (HAProxy maint + shutdown sessions)`, topology.client, topology.databaseUrl, saleId, stock, buyers, outcome, {
       balancer: await topology.haproxy.backendCounters(),
       notes:
         `/health/ready during the outage: ${JSON.stringify(Object.fromEntries(readiness))} (database reported down ${databaseDownSeen}×); ` +
         `backlog of ${backlog} orders persisted ${Math.round(drainedAfterMs)} ms after the database came back; ` +
-        `at most ${logLinesDuringOutage} log lines per node during the outage`,
+        `at most ${logLinesDuringOutage} log lines per node during the outage; ${failuresByCode(outcome)}; ${apiNodes}`,
     });
     results.push(result);
     assertInvariants(result);

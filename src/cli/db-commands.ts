@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../config/index.js';
 import type { SeckillConfig } from '../config/index.js';
-import { WriterBalancer } from '../ha/mariadb-haproxy.js';
+import { HaproxyRuntimeError, WriterBalancer } from '../ha/mariadb-haproxy.js';
 import type { WriterServerState } from '../ha/mariadb-haproxy.js';
 import { promoteMariaDb } from '../ha/mariadb-promotion.js';
 import type { PromotionResult } from '../ha/mariadb-promotion.js';
@@ -43,7 +43,8 @@ function action<A extends unknown[]>(run: (...args: A) => Promise<number>) {
     try {
       process.exitCode = await run(...args);
     } catch (error) {
-      err(`seckill: ${error instanceof ConfigError ? error.message : ((error as Error).stack ?? String(error))}`);
+      const known = error instanceof ConfigError || error instanceof HaproxyRuntimeError;
+      err(`seckill: ${known ? (error as Error).message : ((error as Error).stack ?? String(error))}`);
       process.exitCode = error instanceof ConfigError ? 2 : 1;
     }
   };

@@ -139,8 +139,14 @@ export async function promoteMariaDb(options: PromotionOptions): Promise<Promoti
   });
 
   progress('inspect', `asking ${options.servers.map((s) => s.name).join(', ')} and HAProxy (${options.haproxySocket}, backend ${options.backend})`);
-  const [inspected, states] = await Promise.all([Promise.all(options.servers.map(inspectMariaDb)), balancer.servers()]);
+  const [inspected, states] = await Promise.all([
+    Promise.all(options.servers.map(inspectMariaDb)),
+    balancer.servers().catch((error: Error) => error),
+  ]);
   reports = inspected;
+  // Without the balancer nothing can be fenced or switched: promoting anyway would leave
+  // writes going to the old primary if it comes back.
+  if (states instanceof Error) return result(false, `${states.message}; not promoted: HAProxy must be reachable to fence the old primary and switch writes`);
   for (const r of reports) {
     const haproxy = states.find((s) => s.name === r.name)?.status ?? 'not in HAProxy';
     progress('inspect', r.reachable
@@ -170,17 +176,17 @@ export async function promoteMariaDb(options: PromotionOptions): Promise<Promoti
   let ioStopped = false;
   const rollback = async (): Promise<void> => {
     if (ioStopped && replica) {
-      await queryRows(replica, 'START SLAVE IO_THREAD').catch(() => undefined);
-      progress('rollback', `${candidate.name}: IO thread started again; it is still a replica`);
+      const restarted = await queryRows(replica, 'START SLAVE IO_THREAD').then(() => true, (error: Error) => error.message);
+      progress('rollback', restarted === true ? `${candidate.name}: IO thread started again; it is still a replica` : `${candidate.name}: could not start its IO thread again (${restarted}): run START SLAVE IO_THREAD on it`);
     }
     for (const old of liveOld) {
       const connection = await connectMariaDb(options.servers.find((s) => s.name === old.name)!).catch(() => undefined);
-      if (connection) {
-        await queryRows(connection, 'SET GLOBAL read_only = 0').catch(() => undefined);
-        connection.destroy();
-      }
-      await balancer.admit(old.name).catch(() => undefined);
-      progress('rollback', `${old.name}: writable and back in HAProxy`);
+      const writable = connection ? await queryRows(connection, 'SET GLOBAL read_only = 0').then(() => true, () => false) : false;
+      connection?.destroy();
+      const admitted = await balancer.admit(old.name).then(() => true, () => false);
+      progress('rollback', writable && admitted
+        ? `${old.name}: writable and back in HAProxy`
+        : `${old.name}: ${writable ? 'writable' : 'could NOT be made writable again'}, ${admitted ? 'back in HAProxy' : 'NOT back in HAProxy'}: fix by hand`);
     }
   };
   try {
@@ -249,8 +255,9 @@ export async function promoteMariaDb(options: PromotionOptions): Promise<Promoti
     writableAfterMs = elapsed();
     progress('promote', `${candidate.name}: replication reset, semi-sync master on, writable (${writableAfterMs} ms)`);
   } catch (error) {
-    replica?.destroy();
+    // Undo on the same connection first: the IO thread is restarted through it.
     if (writableAfterMs === undefined) await rollback();
+    replica?.destroy();
     const message = error instanceof PromotionError ? error.message : `${candidate.name}: ${(error as Error).message}`;
     return result(false, message);
   }

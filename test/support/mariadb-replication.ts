@@ -53,7 +53,7 @@ function replicationConfig(serverId: number, primary: boolean): Record<string, s
 
 /** Runs SQL as root on a loopback port; closes the connection afterwards. */
 export async function rootQuery<T extends RowDataPacket>(port: number, sql: string, params: unknown[] = []): Promise<T[]> {
-  const connection = await createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000, multipleStatements: true });
+  const connection = await createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 10_000, multipleStatements: true });
   try {
     const [rows] = await connection.query<T[]>(sql, params);
     return rows;

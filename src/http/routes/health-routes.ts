@@ -7,23 +7,34 @@ import type { ApiContext } from '../app.js';
  */
 const DATABASE_PING_TIMEOUT_MS = 250;
 
-/** The database's ping, false when it fails or does not answer in time. */
-async function databaseAnswers(ping: () => Promise<boolean>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DATABASE_PING_TIMEOUT_MS)));
-  try {
-    return await Promise.race([ping().catch(() => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+/**
+ * The database's ping, false when it fails or does not answer in time. One ping at a time:
+ * against a hung database each would wait for a pool connection, and checks every few
+ * hundred milliseconds would pile them up; later checks share the one in flight.
+ */
+function databaseProbe(ping: () => Promise<boolean>): () => Promise<boolean> {
+  let inFlight: Promise<boolean> | undefined;
+  return async () => {
+    inFlight ??= ping()
+      .catch(() => false)
+      .finally(() => (inFlight = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DATABASE_PING_TIMEOUT_MS)));
+    try {
+      return await Promise.race([inFlight, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** `/health/live` (the process runs), `/health/ready` (it can sell now), `/metrics`. */
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/health/live', async () => ({ status: 'ok' }));
 
+  const databaseAnswers = databaseProbe(() => ctx.db.ping());
   app.get('/health/ready', async (_request, reply) => {
-    const [store, db] = await Promise.all([ctx.store.ping().catch(() => false), databaseAnswers(() => ctx.db.ping())]);
+    const [store, db] = await Promise.all([ctx.store.ping().catch(() => false), databaseAnswers()]);
     const accepting = ctx.isAccepting();
     // The database is not on the purchase path: accepted orders wait in the stock store's
     // queue and the writer pauses until it is back. So a node that reaches the stock store
