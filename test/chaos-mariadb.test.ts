@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { PromotionResult } from '../src/ha/mariadb-promotion.js';
-import { runCli } from './support/app-process.js';
+import { runCli, startAppProcess } from './support/app-process.js';
 import { CHAOS_FULL, checkSale, formatResults, isFailure, recordChaosResults, runSale } from './support/chaos-sale.js';
 import type { ChaosResult, SaleOutcome } from './support/chaos-sale.js';
 import { startApiTopology } from './support/chaos-topology.js';
@@ -208,6 +208,71 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
     const roles = (JSON.parse(status.stdout) as { servers: { name: string; role: string }[] }).servers.map((s) => [s.name, s.role]);
     assert.deepEqual(roles, [['db1', 'replica'], ['db2', 'primary']]);
     results[results.length - 1] = { ...result, notes: `${result.notes}; old primary rejoined as replica (--init-rpl-role=SLAVE) and caught up in ${rejoinMs} ms` };
+  });
+
+  it('7b. kill -9 of the MariaDB primary mid-sale with auto-failover in the ops role: promoted without an operator, no failed purchase, nothing lost', async () => {
+    const { db, topology } = await start();
+    const [db1, db2] = db.servers;
+    // The ops role runs in one extra process, as in a deployment; its scheduled jobs are pushed out of the way.
+    const { SECKILL_PORT: _port, ...nodeEnv } = topology.nodes[0]!.process!.env;
+    const never = '0 0 1 1 *';
+    const ops = await startAppProcess({
+      ...nodeEnv,
+      ...db.promoteEnv,
+      SECKILL_ROLES: 'ops',
+      SECKILL_LOG_LEVEL: 'info',
+      SECKILL_MARIADB_AUTO_FAILOVER: 'true',
+      SECKILL_MARIADB_FAILOVER_AFTER_MS: '1000',
+      SECKILL_BACKUP_SCHEDULE: never,
+      SECKILL_VERIFY_SCHEDULE: never,
+      SECKILL_PRUNE_SCHEDULE: never,
+      SECKILL_DRILL_SCHEDULE: never,
+    });
+    cleanups.push(() => ops.kill('SIGKILL'));
+    const buyers = CHAOS_FULL ? 6000 : 2400;
+    const stock = Math.round(buyers * 0.8);
+    const saleId = await topology.client.createSale(stock);
+    let promotedAfterKillMs = Number.NaN;
+    let resumedAfterKillMs = Number.NaN;
+    const watch = watchApiNodes(topology);
+    const outcome = await runSale({
+      client: topology.client,
+      saleId,
+      buyers,
+      concurrency: 64,
+      ratePerSecond: 400,
+      fault: {
+        afterAnswers: Math.round(buyers * 0.2),
+        async inject() {
+          const killedAt = performance.now();
+          await db1.crash();
+          const deadline = killedAt + 30_000;
+          while (performance.now() < deadline && Number.isNaN(resumedAfterKillMs)) {
+            if (Number.isNaN(promotedAfterKillMs)) {
+              const states = await db.balancer.servers().catch(() => []);
+              if (states.some((st) => st.name === 'db2' && !st.maint)) promotedAfterKillMs = performance.now() - killedAt;
+            } else {
+              const pos = await db2.query<RowDataPacket>('SELECT @@gtid_binlog_pos AS pos').then((rows) => String(rows[0]?.pos), () => '');
+              if (/\d+-2-\d+/.test(pos)) resumedAfterKillMs = performance.now() - killedAt;
+            }
+            await sleep(25);
+          }
+        },
+      },
+    });
+    const apiNodes = await watch.stop();
+    assert.ok(Number.isFinite(promotedAfterKillMs), `the ops role promoted db2 by itself within 30 s:\n${ops.output().slice(-3000)}`);
+    const result = await checkSale('kill -9 MariaDB primary, auto-failover (ops role, after 1 s)', topology.client, topology.databaseUrl, saleId, stock, buyers, outcome, {
+      balancer: await topology.haproxy.backendCounters(),
+      notes:
+        `db2 in HAProxy ${Math.round(promotedAfterKillMs)} ms after kill -9 (mariadbFailoverAfterMs 1000); ` +
+        `first write on db2 ${Math.round(resumedAfterKillMs)} ms after the kill; ${failuresByCode(outcome)}; ${apiNodes}`,
+    });
+    results.push(result);
+    assertInvariants(result);
+    assert.equal(result.failedAnswers, 0, `purchases only need Redis: no failed purchase; answers ${JSON.stringify(result.answersByStatus)}`);
+    assert.ok(resumedAfterKillMs - promotedAfterKillMs <= PERSISTENCE_RESUME_MS, `persistence resumed ${Math.round(resumedAfterKillMs - promotedAfterKillMs)} ms after the promotion`);
+    assert.match(ops.output(), /MariaDB replica promoted/);
   });
 
   it(`8. the database writer unreachable for ${OUTAGE_MS / 1000} s mid-sale: purchases keep answering, the writer pauses and catches up with nothing lost`, async () => {

@@ -126,6 +126,12 @@ export interface SeckillConfig {
   readonly mariadbHaproxyBackend: string;
   /** How long a promotion waits for the chosen replica to apply what it received before giving up. */
   readonly mariadbCatchUpTimeoutMs: number;
+  /**
+   * Ops role: promote a replica by itself (the `seckill db promote` procedure) when the
+   * primary has not answered for `mariadbFailoverAfterMs` and a replica lost it too.
+   */
+  readonly mariadbAutoFailover: boolean;
+  readonly mariadbFailoverAfterMs: number;
 }
 
 type Kind =
@@ -219,6 +225,8 @@ const SETTINGS: readonly Setting[] = [
   { key: 'mariadbHaproxySocket', kind: { type: 'string', allowEmpty: true }, fallback: '' },
   { key: 'mariadbHaproxyBackend', kind: { type: 'string' }, fallback: 'writer' },
   { key: 'mariadbCatchUpTimeoutMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 60_000 },
+  { key: 'mariadbAutoFailover', kind: { type: 'boolean' }, fallback: false },
+  { key: 'mariadbFailoverAfterMs', kind: { type: 'integer', min: 500, max: 3_600_000 }, fallback: 5000 },
 ];
 
 /** `rateLimitPerUser` → `SECKILL_RATE_LIMIT_PER_USER`. */

@@ -79,7 +79,9 @@ export function chooseCandidate(reports: readonly MariaDbServerReport[], balance
     }
   } else {
     if (replicas.length === 0) {
-      throw new PromotionError(`no reachable replica to promote: ${reports.map(describe).join('; ')}`);
+      const serving = reports.filter((r) => r.role === 'primary' && balancer.some((s) => s.name === r.name && !s.maint && s.status.startsWith('UP')));
+      const already = serving.length === 1 ? ` (${serving[0]!.name} is already a writable primary in HAProxy: nothing to promote)` : '';
+      throw new PromotionError(`no reachable replica to promote: ${reports.map(describe).join('; ')}${already}`);
     }
     candidate = [...replicas].sort((a, b) => gtidDistance(parseGtidPosition(receivedOf(b)), parseGtidPosition(receivedOf(a))))[0]!;
   }
