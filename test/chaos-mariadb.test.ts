@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createConnection } from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { PromotionResult } from '../src/ha/mariadb-promotion.js';
 import { runCli, startAppProcess } from './support/app-process.js';
@@ -133,6 +134,40 @@ describe('chaos: MariaDB primary loss and promotion', { timeout: CHAOS_FULL ? 60
     assert.equal((await db2.slaveStatus())?.Slave_IO_Running, 'Yes', "db2's IO thread runs again");
     await db2.query('START SLAVE SQL_THREAD');
     await waitCaughtUp(db2, db1);
+  });
+
+  it('`seckill db promote` waits until the replica applied everything it received (what the naive promotion throws away)', async () => {
+    const db = await startReplicatedMariaDb();
+    cleanups.push(() => db.stop());
+    const [db1, db2] = db.servers;
+    const database = databaseOf(await db.createDatabase());
+    await db1.query(`CREATE TABLE \`${database}\`.acked (id INT PRIMARY KEY) ENGINE=InnoDB`);
+    await waitCaughtUp(db2, db1);
+    // Hold the replica's applier back: it receives (and acknowledges, semi-sync) but cannot apply.
+    const lock = await createConnection({ host: '127.0.0.1', port: db2.port, user: 'root' });
+    await lock.query('FLUSH TABLES WITH READ LOCK');
+    const rows = 200;
+    for (let i = 1; i <= rows; i++) await db1.query(`INSERT INTO \`${database}\`.acked VALUES (?)`, [i]);
+    await db1.crash();
+    const status = await db2.slaveStatus();
+    const [{ applied }] = await db2.query<RowDataPacket>('SELECT @@gtid_slave_pos AS applied');
+    assert.notEqual(String(applied), String(status?.Gtid_IO_Pos), 'the replica received more than it applied when the primary died');
+    const promoting = runCli(['db', 'promote', '--json'], db.promoteEnv);
+    // Once the promotion stopped the IO thread it is waiting for the applier: keep it waiting a second.
+    const deadline = Date.now() + 30_000;
+    while ((await db2.slaveStatus())?.Slave_IO_Running !== 'No' && Date.now() < deadline) await sleep(20);
+    const [{ n: appliedRows }] = await db2.query<RowDataPacket>(`SELECT COUNT(*) AS n FROM \`${database}\`.acked`);
+    assert.ok(Number(appliedRows) < rows, `rows applied when the IO thread stopped: ${appliedRows} of ${rows}; the naive promotion would keep only these`);
+    await sleep(1000);
+    await lock.end();
+    const run = await promoting;
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as PromotionResult;
+    assert.equal(result.receivedPos, String(status?.Gtid_IO_Pos));
+    const caughtUp = /\[catch-up\] db2 applied \S+ in (\d+) ms/.exec(run.stderr);
+    assert.ok(caughtUp && Number(caughtUp[1]) >= 500, `the promotion waited for the applier: ${run.stderr}`);
+    const [{ n }] = await db2.query<RowDataPacket>(`SELECT COUNT(*) AS n FROM \`${database}\`.acked`);
+    assert.equal(Number(n), rows, 'every acknowledged row is on the new primary');
   });
 
   it('7. kill -9 of the MariaDB primary mid-sale, then `seckill db promote`: no failed purchase, nothing lost, persistence resumes within 5 s', async () => {
