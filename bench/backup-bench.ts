@@ -290,8 +290,9 @@ interface Report {
     readonly plainSeconds: number;
     readonly oursSeconds: number;
     /** Median of ours ÷ median of plain: the headline figure. */
+    /** Median ÷ median: a second view, which mixes rounds run under different load. */
     readonly ratio: number;
-    /** Median of the per-round ratios: a second view, less moved by one slow round. */
+    /** Median of the per-round ratios: what the target is judged on. */
     readonly ratioOfRounds: number;
     readonly plainBytes: number;
     readonly oursStoredBytes: number;
@@ -327,11 +328,14 @@ function formatTable(report: Report): string {
   const per = (pick: (r: Round) => number, digits = 2): string => rounds.map((r) => pick(r).toFixed(digits)).join(' / ');
   lines.push(`${pad('a  plain mariadb-dump --single-transaction | zstd -3', 52)}${pad(`${m.plainSeconds.toFixed(2)} s`, 12, true)}   ${pad(per((r) => r.plain.seconds), 26)}`);
   lines.push(`${pad('b  our backup (runBackup --db, local folder)', 52)}${pad(`${m.oursSeconds.toFixed(2)} s`, 12, true)}   ${pad(per((r) => r.ours.seconds), 26)}`);
-  const met = m.ratio <= TARGETS.backupRatio;
+  // Judged on the median of the rounds' own ratios: a and b of one round run back to back,
+  // so a swing in other people's load moves both; median ÷ median mixes rounds.
+  const met = m.ratioOfRounds <= TARGETS.backupRatio;
   lines.push(
-    `${pad('   b ÷ a, same run (median ÷ median)', 52)}${pad(`${m.ratio.toFixed(2)}×`, 12, true)}   ${pad(per((r) => r.ratio), 26)}` +
+    `${pad('   b ÷ a, per round (median of the rounds)', 52)}${pad(`${m.ratioOfRounds.toFixed(2)}×`, 12, true)}   ${pad(per((r) => r.ratio), 26)}` +
       `${pad(`≤ ${TARGETS.backupRatio}×`, 10)}${met ? 'met' : 'MISSED'}`,
   );
+  lines.push(`${pad('   b ÷ a, median ÷ median', 52)}${pad(`${m.ratio.toFixed(2)}×`, 12, true)}`);
   lines.push(
     `${pad('   size: our stored artifact vs plain .sql.zst', 52)}${pad(`${m.sizeRatio.toFixed(3)}×`, 12, true)}   ` +
       `${mb(m.oursStoredBytes)} vs ${mb(m.plainBytes)} (raw dump ${mb(data.rawDumpBytes)})`,
@@ -581,8 +585,8 @@ async function main(): Promise<number> {
   const verdicts: Report['verdicts'] = [
     {
       target: `our backup ≤ ${TARGETS.backupRatio}× plain mariadb-dump | zstd (same run)`,
-      measured: `${medianResult.ratio.toFixed(2)}× (${medianResult.oursSeconds.toFixed(2)} s vs ${medianResult.plainSeconds.toFixed(2)} s; per round ${rounds.map((r) => r.ratio.toFixed(2)).join(', ')})`,
-      met: medianResult.ratio <= TARGETS.backupRatio,
+      measured: `${medianResult.ratioOfRounds.toFixed(2)}× median of the rounds (per round ${rounds.map((r) => r.ratio.toFixed(2)).join(', ')}; median ÷ median ${medianResult.ratio.toFixed(2)}×: ${medianResult.oursSeconds.toFixed(2)} s vs ${medianResult.plainSeconds.toFixed(2)} s)`,
+      met: medianResult.ratioOfRounds <= TARGETS.backupRatio,
     },
     {
       target: 'the restore holds the manifest\'s row counts',

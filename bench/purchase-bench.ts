@@ -13,6 +13,7 @@
  *   --writers N         writer-only nodes that drain together (default 1)
  *   --writer-batch-size N  SECKILL_WRITER_BATCH_SIZE of the writer-only nodes (default: the service's)
  *   --only LIST         some of baseline,embedded,redis,soldout,drain (the baseline always runs)
+ *   --set SECKILL_X=V   a setting for every seckill node (repeatable), e.g. --set SECKILL_WRITER_THREAD=false
  *   --profile           record a V8 CPU profile of every seckill process and summarise
  *                       where their CPU time went (slower: numbers are not comparable, and
  *                       bench/results/latest.json is left alone)
@@ -86,6 +87,8 @@ interface Options {
   readonly writerBatchSize: number | undefined;
   readonly only: ReadonlySet<ScenarioName>;
   readonly profile: boolean;
+  /** Extra SECKILL_* settings for every seckill node (`--set KEY=VALUE`, repeatable), e.g. to compare a setting's two values. */
+  readonly nodeEnv: Readonly<Record<string, string>>;
 }
 
 function parseOptions(): Options {
@@ -101,8 +104,15 @@ function parseOptions(): Options {
       'writer-batch-size': { type: 'string' },
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true },
     },
   });
+  const nodeEnv: Record<string, string> = {};
+  for (const pair of values.set ?? []) {
+    const match = /^(SECKILL_[A-Z0-9_]+)=(.*)$/.exec(pair);
+    if (!match) throw new Error(`--set takes SECKILL_NAME=value, not ${JSON.stringify(pair)}`);
+    nodeEnv[match[1]] = match[2];
+  }
   const positive = (name: string, text: string | undefined, max: number): number => {
     const n = Number(text);
     if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be a whole number from 1 to ${max}, not ${JSON.stringify(text)}`);
@@ -124,6 +134,7 @@ function parseOptions(): Options {
     writerBatchSize: values['writer-batch-size'] === undefined ? undefined : positive('writer-batch-size', values['writer-batch-size'], 10_000),
     only,
     profile: values.profile ?? false,
+    nodeEnv,
   };
 }
 
@@ -228,6 +239,9 @@ interface PurchaseRun {
   /** Redis `INFO commandstats` over the measurement (Redis lines only). */
   readonly redisCommandStats?: readonly RedisCommandStat[];
   readonly loadAverage: number;
+  /** req/s of the baseline measured just before this run, and this run's ratio to it. */
+  readonly pairedBaselineRps: number;
+  readonly pairedRatio: number;
 }
 
 interface Figures {
@@ -241,8 +255,13 @@ interface ScenarioResult {
   readonly label: string;
   readonly runs: readonly PurchaseRun[] | readonly BaselineRun[];
   readonly median: Figures;
-  /** median req/s ÷ median baseline req/s of this same benchmark run. */
+  /**
+   * Median over the runs of (req/s ÷ req/s of the baseline measured just before that run);
+   * 1 for the baseline itself.
+   */
   readonly ratio: number;
+  /** median req/s ÷ median req/s of the baseline line (measured at the start of the run). */
+  readonly ratioToBaselineLine?: number;
 }
 
 interface BaselineRun {
@@ -314,6 +333,8 @@ interface Bench {
   readonly warmTokens: { file: string; count: number };
   mainTokens: { file: string; count: number };
   drainTokens: { file: string; count: number };
+  /** The bare fastify server, kept running so a baseline can be measured next to every run. */
+  hello?: { readonly url: string; readonly child: ChildProcess };
 }
 
 async function startHelloServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
@@ -355,32 +376,38 @@ async function waitDrained(client: AppClient, saleId: number, timeoutMs = DRAIN_
   }
 }
 
-async function baselineRuns(bench: Bench): Promise<ScenarioResult> {
+/** One warm-up and one measurement of the bare fastify server (started on first use, kept running). */
+async function measureBaseline(bench: Bench): Promise<BaselineRun> {
   const { options } = bench;
-  const hello = await startHelloServer(bench.profileEnv('baseline'));
+  if (!bench.hello) {
+    const hello = await startHelloServer(bench.profileEnv('baseline'));
+    bench.hello = hello;
+    cleanups.push(() => stopChild(hello.child));
+  }
+  const { hello } = bench;
+  const common = { url: hello.url, path: '/', tokenFile: bench.warmTokens.file, threads: options.threads, connections: options.connections, track };
+  await runWrk(bench.wrk, { ...common, durationSeconds: options.warmupSeconds });
+  const load = loadavg()[0];
+  const cpu = watchCpu({ node: hello.child.pid });
+  const r = await runWrk(bench.wrk, { ...common, durationSeconds: options.durationSeconds });
+  return {
+    ...wrkFigures(r),
+    cpu: cpu(r.requests, { wrk: r.cpuSeconds }),
+    loadAverage: round(load),
+  };
+}
+
+/** The figures of one wrk measurement that every line reports. */
+function wrkFigures(r: WrkResult): Pick<BaselineRun, 'requestsPerSecond' | 'p50Ms' | 'p90Ms' | 'p99Ms' | 'maxMs' | 'requests' | 'status'> {
+  return { requestsPerSecond: round(r.requestsPerSecond, 0), p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, requests: r.requests, status: r.status };
+}
+
+async function baselineRuns(bench: Bench): Promise<ScenarioResult> {
   const runs: BaselineRun[] = [];
-  try {
-    for (let i = 1; i <= options.runs; i++) {
-      const common = { url: hello.url, path: '/', tokenFile: bench.warmTokens.file, threads: options.threads, connections: options.connections, track };
-      await runWrk(bench.wrk, { ...common, durationSeconds: options.warmupSeconds });
-      const load = loadavg()[0];
-      const cpu = watchCpu({ node: hello.child.pid });
-      const r = await runWrk(bench.wrk, { ...common, durationSeconds: options.durationSeconds });
-      runs.push({
-        requestsPerSecond: round(r.requestsPerSecond, 0),
-        p50Ms: r.p50Ms,
-        p90Ms: r.p90Ms,
-        p99Ms: r.p99Ms,
-        maxMs: r.maxMs,
-        requests: r.requests,
-        status: r.status,
-        cpu: cpu(r.requests, { wrk: r.cpuSeconds }),
-        loadAverage: round(load),
-      });
-      log(`baseline run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms; cpu ${cpuSummary(runs[runs.length - 1].cpu)}`);
-    }
-  } finally {
-    await stopChild(hello.child);
+  for (let i = 1; i <= bench.options.runs; i++) {
+    const r = await measureBaseline(bench);
+    runs.push(r);
+    log(`baseline run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms; cpu ${cpuSummary(r.cpu)}`);
   }
   return { name: 'baseline', label: 'baseline: fastify hello world', runs, median: figures(runs), ratio: 1 };
 }
@@ -424,17 +451,29 @@ async function purchaseRuns(
   for (let i = 1; i <= options.runs; i++) {
     const target = await startTarget(i);
     try {
-      runs.push(await purchaseRun(bench, target, name, i));
+      // The machine is shared: other people's load comes and goes within minutes. A
+      // baseline measured right before each run, on the same machine state, gives a ratio
+      // that such swings barely move; the scenario's ratio is the median of these.
+      const paired = await measureBaseline(bench);
+      const run = await purchaseRun(bench, target, name, i, paired);
+      runs.push(run);
     } finally {
       await target.stop();
     }
   }
-  const median = figures(runs);
-  return { name, label, runs, median, ratio: round(median.requestsPerSecond / baseline.requestsPerSecond) };
+  const medians = figures(runs);
+  return {
+    name,
+    label,
+    runs,
+    median: medians,
+    ratio: round(median(runs.map((r) => r.pairedRatio))),
+    ratioToBaselineLine: round(medians.requestsPerSecond / baseline.requestsPerSecond),
+  };
 }
 
 /** One measurement on a node of its own: warm-up, measurement, drain, checks. */
-async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, i: number): Promise<PurchaseRun> {
+async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, i: number, paired: BaselineRun): Promise<PurchaseRun> {
   const { options } = bench;
   const soldOutSale = target.soldOut?.saleId;
   // The sold-out sale's one unit was bought before the run, outside wrk.
@@ -458,13 +497,7 @@ async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, 
   const answered2xx = accepted(warm) + accepted(r) + (firstOrderId ? 1 : 0);
   const run: PurchaseRun = {
     saleId,
-    requestsPerSecond: round(r.requestsPerSecond, 0),
-    p50Ms: r.p50Ms,
-    p90Ms: r.p90Ms,
-    p99Ms: r.p99Ms,
-    maxMs: r.maxMs,
-    requests: r.requests,
-    status: r.status,
+    ...wrkFigures(r),
     errors: r.errors,
     warmupStatus: warm.status,
     tokensReused: warm.reused + r.reused,
@@ -481,9 +514,11 @@ async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, 
     cpu: cpuUse,
     redisCommandStats: redisStats,
     loadAverage: round(load),
+    pairedBaselineRps: paired.requestsPerSecond,
+    pairedRatio: round(r.requestsPerSecond / paired.requestsPerSecond),
   };
   log(
-    `${name} run ${i}: ${thousands(r.requestsPerSecond)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, status ${JSON.stringify(r.status)}` +
+    `${name} run ${i}: ${thousands(r.requestsPerSecond)} req/s (${run.pairedRatio}× the baseline's ${thousands(paired.requestsPerSecond)} req/s just before), p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, status ${JSON.stringify(r.status)}` +
       (r.errors.timeout + r.errors.connect + r.errors.read + r.errors.write > 0 ? `, socket errors ${JSON.stringify(r.errors)}` : '') +
       `; oversold ${run.oversold}, lost ${run.lost}` +
       (run.maxWriterLagSeconds !== null ? `, max writer lag ${run.maxWriterLagSeconds} s, max pending ${run.maxPending}, drained ${run.drainTailSeconds} s after the load` : '') +
@@ -536,7 +571,7 @@ async function drainRuns(
     // registered under its prefix, so sales left from earlier runs would shrink its batches.
     const backends = await freshBackends(i);
     const { databaseUrl } = backends;
-    const appEnv = { ...backends.env, ...secrets };
+    const appEnv = { ...backends.env, ...secrets, ...options.nodeEnv };
     const api = await startAppProcess({ ...appEnv, ...profileEnv('api-only'), SECKILL_ROLES: 'api' });
     track(api.child);
     cleanups.push(() => stopApp(api));
@@ -908,7 +943,7 @@ async function main(): Promise<number> {
   // registered in Redis, a grown orders table) slows the next. See docs/benchmarks.md.
   const client = (app: AppProcess): AppClient => new AppClient(app.url, bench.adminToken, bench.jwtSecret);
   const startNode = async (env: Record<string, string>, profileName: string): Promise<AppProcess> => {
-    const app = await startAppProcess({ ...env, ...secrets, ...profileEnv(profileName) });
+    const app = await startAppProcess({ ...env, ...secrets, ...options.nodeEnv, ...profileEnv(profileName) });
     track(app.child);
     cleanups.push(() => stopApp(app));
     return app;
@@ -1014,9 +1049,10 @@ async function main(): Promise<number> {
       drainOrders: drainCount,
       writers: options.writers,
       writerBatchSize: options.writerBatchSize ?? 'default',
+      nodeSettings: options.nodeEnv,
       warmTokens: bench.warmTokens.count,
       purchaseTokens: bench.mainTokens.count,
-      seckill: 'seckill start with defaults (rate limit 5/user/s, durability leader, writer batch 1000) plus SECKILL_DATA_DIR and fixed secrets; Redis+MariaDB lines add SECKILL_REDIS_URL and SECKILL_DATABASE_URL',
+      seckill: 'seckill start with defaults (rate limit 5/user/s, durability leader, writer batch 1000, order writer in its own thread with Redis) plus SECKILL_DATA_DIR and fixed secrets; Redis+MariaDB lines add SECKILL_REDIS_URL and SECKILL_DATABASE_URL',
     },
     targets: TARGETS,
     scenarios,

@@ -44,6 +44,10 @@ describe('configuration', () => {
       [{ SECKILL_TRUST_PROXY: 'maybe' }, /SECKILL_TRUST_PROXY="maybe".*true or false/],
       [{ SECKILL_ROLES: 'api,cook' }, /SECKILL_ROLES.*api, writer/],
       [{ SECKILL_WORKERS: '4' }, /SECKILL_WORKERS=4.*SECKILL_REDIS_URL/],
+      // A replica list names its URLs without their passwords.
+      [{ SECKILL_DATABASE_URL: 'mysql://db/s', SECKILL_DATABASE_REPLICA_URLS: 'mysql://u:hunter2@r1/s,ftp://r2' }, /SECKILL_DATABASE_REPLICA_URLS="mysql:\/\/u:\*\*\*@r1\/s,ftp:\/\/r2".*comma-separated list of database URLs/],
+      [{ SECKILL_DATABASE_REPLICA_URLS: 'mysql://r1/s' }, /SECKILL_DATABASE_REPLICA_URLS="mysql:\/\/r1\/s".*same kind as SECKILL_DATABASE_URL \(sqlite\)/],
+      [{ SECKILL_DATABASE_URL: 'postgres://db/s', SECKILL_DATABASE_REPLICA_URLS: 'mysql://r1/s' }, /replicas must be servers of the same kind/],
     ];
     for (const [env, message] of cases) {
       assert.throws(() => loadConfig({ env }), (err: Error) => err instanceof ConfigError && message.test(err.message), JSON.stringify(env));

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { redactUrl } from '../config/config.js';
 import type { SeckillConfig } from '../config/config.js';
 import { openDatabase } from '../db/open-database.js';
+import { ReplicaReads } from '../db/replica-reads.js';
 import type { SeckillDatabase } from '../db/seckill-database.js';
 import { buildApi } from '../http/app.js';
 import { startLogArchiving } from '../backup/log-archiving.js';
@@ -20,18 +21,23 @@ import { Reconciler } from '../orders/reconciler.js';
 import { SaleCatalog } from '../orders/sale-catalog.js';
 import { createStockStore, MemoryStockStore } from '../stock/index.js';
 import type { StockStore } from '../stock/stock-store.js';
+import { startWriterThread } from './writer-thread.js';
+import type { WriterThread } from './writer-thread.js';
 
 /** A running Seckill process: the roles it was asked for, and how to stop it cleanly. */
 export interface SeckillNode {
-  /** `http://host:port`: the API with the api role; health and metrics in any case. */
+  /** `http://host:port`: the API with the api role; health and metrics in any case ('' in the writer thread). */
   readonly url: string;
   readonly config: SeckillConfig;
   readonly db: SeckillDatabase;
   readonly store: StockStore;
   readonly reconciler: Reconciler;
+  /** The order writer of this thread; undefined without the writer role, or when it runs in the writer thread. */
   readonly writer: OrderWriter | undefined;
+  readonly metrics: SeckillMetrics;
   readonly paymentWindow: PaymentWindow;
-  readonly api: FastifyInstance;
+  /** The HTTP server; undefined in the writer thread, which does not listen. */
+  readonly api: FastifyInstance | undefined;
   readonly log: Logger;
   /**
    * Drains and stops: stops being ready, waits `drainMs` so balancers notice, finishes
@@ -46,6 +52,11 @@ export interface StartNodeOptions {
   readonly migrate?: boolean;
   /** Name of this process's order writer in the consumer group. */
   readonly consumer?: string;
+  /**
+   * This node is the writer thread of another (see writer-thread.ts): no HTTP listener,
+   * no process metrics and no scrape-time gauges, which the main thread already has.
+   */
+  readonly writerThread?: boolean;
 }
 
 /**
@@ -80,11 +91,23 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   }
   // Assigned in the try above, which rethrows on failure.
   const stockStore: StockStore = store!;
-  const metrics = new SeckillMetrics();
-  const catalog = new SaleCatalog(db);
+  const inWriterThread = options.writerThread ?? false;
+  // With Redis the writer can run beside the API instead of on its event loop (I3 holds
+  // either way: orders wait in the stream until some writer commits them).
+  const writerApart =
+    !inWriterThread && config.writerThread && config.roles.includes('api') && config.roles.includes('writer') && !(stockStore instanceof MemoryStockStore);
+  const consumer = options.consumer ?? `${hostname()}:${process.pid}`;
+  const metrics = new SeckillMetrics({ processMetrics: !inWriterThread });
+  // Order status and a sale's first load may be a little stale: replicas answer them when configured.
+  let replicaReads: ReplicaReads | undefined;
+  if (config.databaseReplicaUrls.length > 0 && config.roles.includes('api') && !inWriterThread) {
+    replicaReads = await ReplicaReads.open(db, config.databaseReplicaUrls, { maxLagMs: config.databaseReplicaMaxLagMs, onRead: (target) => metrics.databaseReads.inc(target) }, log);
+  }
+  const reads = replicaReads ?? db;
+  const catalog = new SaleCatalog(reads);
   const reconciler = new Reconciler(db, stockStore);
   const paymentWindow = new PaymentWindow(db, stockStore, catalog, metrics, log, config.expiryIntervalMs);
-  const orders = new OrderBook(db, stockStore, paymentWindow);
+  const orders = new OrderBook(db, stockStore, paymentWindow, reads);
   const checkout = new Checkout(stockStore, catalog, { rateLimitPerUser: config.rateLimitPerUser, rateLimitPerIp: config.rateLimitPerIp });
   let accepting = false;
 
@@ -96,11 +119,22 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   }
 
   let writer: OrderWriter | undefined;
+  let writerThread: WriterThread | undefined;
   let reconcileTimer: NodeJS.Timeout | undefined;
   let reconciling: Promise<unknown> | undefined;
-  if (config.roles.includes('writer')) {
+  if (writerApart) {
+    try {
+      writerThread = await startWriterThread({ config, consumer: `${consumer}/writer` }, log);
+    } catch (err) {
+      await stockStore.close().catch(() => undefined);
+      await replicaReads?.close();
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    metrics.addPeer(writerThread.metrics);
+  } else if (config.roles.includes('writer')) {
     writer = new OrderWriter(db, stockStore, catalog, metrics, log, {
-      consumer: options.consumer ?? `${hostname()}:${process.pid}`,
+      consumer,
       batchSize: config.writerBatchSize,
       claimIdleMs: config.writerClaimIdleMs,
     });
@@ -131,7 +165,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   const archiving: LogArchiving | undefined =
     config.roles.includes('ops') && config.pitrArchive ? await startLogArchiving(config, log) : undefined;
 
-  metrics.observe({
+  if (!inWriterThread) metrics.observe({
     async remainingBySale() {
       const now = Date.now();
       const result = new Map<number, number>();
@@ -142,6 +176,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
       }
       return result;
     },
+    replicas: replicaReads ? () => replicaReads.states() : undefined,
     async pendingOrders() {
       let pending = 0;
       for (const saleId of await stockStore.saleIds()) pending += (await stockStore.snapshot(saleId))?.pending ?? 0;
@@ -156,11 +191,27 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     await reconciling;
     await archiving?.stop();
     await ops?.stop();
+    await writerThread?.stop();
     await writer?.stop();
     await paymentWindow.stop();
     await stockStore.close();
+    await replicaReads?.close();
     await db.close();
   };
+
+  const parts = { config, db, store: stockStore, reconciler, writer, metrics, paymentWindow, log };
+  if (inWriterThread) {
+    let closing: Promise<void> | undefined;
+    return {
+      ...parts,
+      url: '',
+      api: undefined,
+      close() {
+        closing ??= stopBackground();
+        return closing;
+      },
+    };
+  }
 
   const api = buildApi({ config, db, store: stockStore, catalog, checkout, orders, reconciler, metrics, isAccepting: () => accepting }, log);
   let url: string;
@@ -172,21 +223,15 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   }
   accepting = true;
   log.info(
-    { url, roles: config.roles, database: redactUrl(config.databaseUrl), stockStore: stockStore.kind, durability: config.durability },
+    { url, roles: config.roles, writer: writerThread ? 'thread' : writer ? 'in-process' : 'none', database: redactUrl(config.databaseUrl), stockStore: stockStore.kind, durability: config.durability },
     'seckill node started',
   );
 
   let closing: Promise<void> | undefined;
   return {
+    ...parts,
     url,
-    config,
-    db,
-    store: stockStore,
-    reconciler,
-    writer,
-    paymentWindow,
     api,
-    log,
     close({ drainMs = 0 } = {}) {
       closing ??= (async () => {
         accepting = false;

@@ -36,6 +36,13 @@ export interface SeckillConfig {
   readonly dataDir: string;
   /** `sqlite:<path>`, `mysql://…`, `mariadb://…` or `postgres://…`; default SQLite in dataDir. */
   readonly databaseUrl: string;
+  /**
+   * Replicas of the database for reads that may be a little stale (order status, a sale's
+   * first load); empty = every read goes to `databaseUrl`.
+   */
+  readonly databaseReplicaUrls: readonly string[];
+  /** Most replication lag a replica may have and still serve those reads; beyond it the primary answers. */
+  readonly databaseReplicaMaxLagMs: number;
   /** Empty: the in-process stock store. `redis://…`: Redis. */
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
@@ -60,6 +67,12 @@ export interface SeckillConfig {
   readonly writerBatchSize: number;
   /** How long an entry may sit unacknowledged at a writer before another writer takes it over. */
   readonly writerClaimIdleMs: number;
+  /**
+   * With Redis stock and both api and writer roles, run the order writer (and the payment
+   * window and repair sweeps) in a worker thread, so batch writes never hold up the
+   * purchase path's event loop and the process uses a second core.
+   */
+  readonly writerThread: boolean;
   /** How often unpaid orders past their payment window are expired. */
   readonly expiryIntervalMs: number;
   /** How often the writer role rebuilds sales whose stock state is missing (I5); 0 = only on demand. */
@@ -140,6 +153,7 @@ type Kind =
   | { readonly type: 'boolean' }
   | { readonly type: 'enum'; readonly values: readonly string[] }
   | { readonly type: 'list'; readonly values: readonly string[] }
+  | { readonly type: 'urls' }
   | { readonly type: 'number'; readonly min: number; readonly max: number }
   | { readonly type: 'targets' }
   | { readonly type: 'fileSets' };
@@ -163,6 +177,8 @@ const SETTINGS: readonly Setting[] = [
     kind: { type: 'string' },
     fallback: (partial: Record<string, unknown>) => `sqlite:${join(String(partial.dataDir), 'seckill.db')}`,
   },
+  { key: 'databaseReplicaUrls', kind: { type: 'urls' }, fallback: [] },
+  { key: 'databaseReplicaMaxLagMs', kind: { type: 'integer', min: 0, max: 3_600_000 }, fallback: 1000 },
   { key: 'redisUrl', kind: { type: 'string', allowEmpty: true }, fallback: '' },
   { key: 'redisKeyPrefix', kind: { type: 'string' }, fallback: 'seckill:' },
   { key: 'adminToken', kind: { type: 'string', allowEmpty: true }, fallback: '' },
@@ -176,6 +192,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'redisAutoPipelining', kind: { type: 'boolean' }, fallback: true },
   { key: 'writerBatchSize', kind: { type: 'integer', min: 1, max: 10_000 }, fallback: 1000 },
   { key: 'writerClaimIdleMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 10_000 },
+  { key: 'writerThread', kind: { type: 'boolean' }, fallback: true },
   { key: 'expiryIntervalMs', kind: { type: 'integer', min: 10, max: 3_600_000 }, fallback: 1000 },
   { key: 'reconcileIntervalMs', kind: { type: 'integer', min: 0, max: 3_600_000 }, fallback: 5000 },
   { key: 'defaultPaymentWindowSeconds', kind: { type: 'integer', min: 1, max: 30 * 86_400 }, fallback: 900 },
@@ -254,6 +271,8 @@ function describeAllowed(kind: Kind): string {
       return `one of ${kind.values.join(', ')}`;
     case 'list':
       return `a comma-separated list of ${kind.values.join(', ')}`;
+    case 'urls':
+      return 'a comma-separated list of database URLs (mysql://…, mariadb://…, postgres://…), or empty';
     case 'number':
       return `a number from ${kind.min} to ${kind.max}`;
     case 'targets':
@@ -308,7 +327,9 @@ function parseFileSets(value: unknown): FileSetSetting[] | null {
 
 function parseValue(setting: Setting, raw: unknown, source: Source): unknown {
   const { kind, key } = setting;
-  const where = source === 'env' ? `${envName(key)}=${JSON.stringify(raw)}` : `"${key}": ${JSON.stringify(raw)} (config file)`;
+  // A list of URLs may carry passwords: an error names them without.
+  const shown = kind.type === 'urls' && typeof raw === 'string' ? raw.split(',').map((u) => redactUrl(u.trim())).join(',') : raw;
+  const where = source === 'env' ? `${envName(key)}=${JSON.stringify(shown)}` : `"${key}": ${JSON.stringify(shown)} (config file)`;
   const fail = (): never => {
     throw new ConfigError(`invalid configuration ${where}: ${key} must be ${describeAllowed(kind)}`);
   };
@@ -333,6 +354,11 @@ function parseValue(setting: Setting, raw: unknown, source: Source): unknown {
     case 'list': {
       const items = Array.isArray(text) ? text : typeof text === 'string' ? text.split(',').map((s) => s.trim()) : null;
       if (!items || items.length === 0 || items.some((i) => typeof i !== 'string' || !kind.values.includes(i))) fail();
+      return [...new Set(items as string[])];
+    }
+    case 'urls': {
+      const items = Array.isArray(text) ? text : typeof text === 'string' ? text.split(',').map((s) => s.trim()).filter(Boolean) : null;
+      if (!items || items.some((i) => typeof i !== 'string' || !/^(mysql|mariadb|postgres|postgresql):\/\/\S+$/i.test(i))) fail();
       return [...new Set(items as string[])];
     }
     case 'number': {
@@ -424,6 +450,13 @@ function checkCombination(config: SeckillConfig): void {
   if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
     throw new ConfigError(
       `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: it must start with redis:// or rediss:// (or be empty for the in-process stock store)`,
+    );
+  }
+  const family = (url: string): string => (/^(mysql|mariadb):/i.test(url) ? 'mysql' : /^postgres(ql)?:/i.test(url) ? 'postgres' : 'sqlite');
+  const strangers = config.databaseReplicaUrls.filter((url) => family(url) !== family(config.databaseUrl));
+  if (strangers.length > 0) {
+    throw new ConfigError(
+      `invalid configuration SECKILL_DATABASE_REPLICA_URLS=${JSON.stringify(strangers.map(redactUrl).join(','))}: replicas must be servers of the same kind as SECKILL_DATABASE_URL (${family(config.databaseUrl)}); SQLite has none`,
     );
   }
   if (config.pitrTarget && !config.backupTargets.some((t) => t.name === config.pitrTarget)) {

@@ -1,4 +1,6 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { LabelledCounter, PlainHistogram } from './hot-path-metrics.js';
 
 /** What one purchase attempt ended as, for `seckill_purchases_total{outcome}`. */
 export type PurchaseOutcome =
@@ -10,12 +12,28 @@ export type PurchaseOutcome =
   | 'rate_limited'
   | 'unavailable';
 
+const PURCHASE_OUTCOMES: readonly PurchaseOutcome[] = ['reserved', 'existing', 'sold_out', 'not_active', 'not_found', 'rate_limited', 'unavailable'];
+
 /** Live values the metrics read when scraped; supplied by the running node. */
 export interface MetricsSources {
   /** Remaining units per active sale. */
   remainingBySale(): Promise<ReadonlyMap<number, number>>;
   /** Accepted orders not yet written to the database, over all sales. */
   pendingOrders(): Promise<number>;
+  /** Database replicas and their last measured lag, when replicas are configured. */
+  replicas?(): readonly { readonly url: string; readonly lagMs: number | undefined; readonly usable: boolean }[];
+}
+
+/** The metrics of another thread of this process, as `registry.getMetricsAsJSON()` gives them. */
+export type PeerMetrics = () => Promise<MetricObjectWithValues<MetricValue<string>>[]>;
+
+/** Options of {@link SeckillMetrics}. */
+export interface SeckillMetricsOptions {
+  /**
+   * Collect the process metrics (CPU, memory, event loop). Off in a worker thread: the
+   * process is already counted by the main thread, and summing both would double it.
+   */
+  readonly processMetrics?: boolean;
 }
 
 /**
@@ -24,8 +42,11 @@ export interface MetricsSources {
  */
 export class SeckillMetrics {
   readonly registry = new Registry();
-  readonly purchases: Counter<'outcome'>;
-  readonly purchaseSeconds: Histogram;
+  /** Purchase attempts by outcome (updated on every purchase, so kept cheap). */
+  readonly purchases: LabelledCounter<PurchaseOutcome>;
+  readonly purchaseSeconds: PlainHistogram;
+  /** Stale-tolerant reads (order status, a sale's first load) by where they were answered. */
+  readonly databaseReads: LabelledCounter<'replica' | 'primary'>;
   readonly ordersPersisted: Counter;
   readonly ordersRejected: Counter<'reason'>;
   readonly ordersDeadLettered: Counter;
@@ -35,21 +56,31 @@ export class SeckillMetrics {
   /** Age of the oldest order in the newest batch the writer committed. */
   readonly writerLagSeconds: Gauge;
   #sources: MetricsSources | undefined;
+  readonly #peers: PeerMetrics[] = [];
 
-  constructor() {
+  constructor(options: SeckillMetricsOptions = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'seckill_process_' });
-    this.purchases = new Counter({
-      name: 'seckill_purchases_total',
-      help: 'Purchase attempts by outcome',
-      labelNames: ['outcome'],
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'seckill_process_' });
+    this.purchases = new LabelledCounter(this.registry, 'seckill_purchases_total', 'Purchase attempts by outcome', 'outcome', PURCHASE_OUTCOMES);
+    this.purchaseSeconds = new PlainHistogram(
+      this.registry,
+      'seckill_purchase_duration_seconds',
+      'Time to answer a purchase attempt',
+      [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    );
+    const metrics = this;
+    this.databaseReads = new LabelledCounter(this.registry, 'seckill_db_reads_total', 'Stale-tolerant reads by where they were answered (replica, or primary as fallback)', 'target', ['replica', 'primary']);
+    new Gauge({
+      name: 'seckill_db_replica_lag_seconds',
+      help: 'Replication lag of each database replica at its last probe (absent: not replicating or not answering)',
+      labelNames: ['replica'],
       registers,
-    });
-    this.purchaseSeconds = new Histogram({
-      name: 'seckill_purchase_duration_seconds',
-      help: 'Time to answer a purchase attempt',
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
+      collect() {
+        this.reset();
+        for (const replica of metrics.#sources?.replicas?.() ?? []) {
+          if (replica.lagMs !== undefined) this.set({ replica: replica.url }, replica.lagMs / 1000);
+        }
+      },
     });
     this.ordersPersisted = new Counter({
       name: 'seckill_orders_persisted_total',
@@ -87,7 +118,6 @@ export class SeckillMetrics {
       help: 'Age of the oldest order in the last batch written to the database',
       registers,
     });
-    const metrics = this;
     new Gauge({
       name: 'seckill_sale_remaining',
       help: 'Units still for sale, per active sale',
@@ -113,5 +143,23 @@ export class SeckillMetrics {
   /** Connects the scrape-time gauges to the running node. */
   observe(sources: MetricsSources): void {
     this.#sources = sources;
+  }
+
+  /** Adds another thread's metrics (e.g. the writer thread's) to what {@link text} exposes. */
+  addPeer(peer: PeerMetrics): void {
+    this.#peers.push(peer);
+  }
+
+  /**
+   * The Prometheus text of this process: this registry, plus every peer's metrics summed
+   * in (counters and histograms add up; a peer that does not answer is left out rather
+   * than failing the scrape).
+   */
+  async text(): Promise<string> {
+    if (this.#peers.length === 0) return this.registry.metrics();
+    const own = await this.registry.getMetricsAsJSON();
+    const peers = await Promise.all(this.#peers.map((peer) => peer().catch(() => undefined)));
+    const all = [own, ...peers.filter((p) => p !== undefined)];
+    return AggregatorRegistry.aggregate(all).metrics();
   }
 }

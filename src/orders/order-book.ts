@@ -1,3 +1,4 @@
+import type { StaleReads } from '../db/replica-reads.js';
 import type { CancelOutcome, PayOutcome, SeckillDatabase } from '../db/seckill-database.js';
 import type { StockStore } from '../stock/stock-store.js';
 import { saleIdOfOrder } from './order-id.js';
@@ -26,9 +27,12 @@ export class OrderBook {
   readonly #db: SeckillDatabase;
   readonly #store: StockStore;
   readonly #paymentWindow: PaymentWindow | undefined;
+  /** Where order status is read: the database, or a replica within its lag limit. Changes always go to `db`. */
+  readonly #reads: StaleReads;
 
-  constructor(db: SeckillDatabase, store: StockStore, paymentWindow?: PaymentWindow) {
+  constructor(db: SeckillDatabase, store: StockStore, paymentWindow?: PaymentWindow, reads: StaleReads = db) {
     this.#db = db;
+    this.#reads = reads;
     this.#store = store;
     this.#paymentWindow = paymentWindow;
   }
@@ -37,7 +41,7 @@ export class OrderBook {
   async find(orderId: string, viewer: Viewer): Promise<OrderView | undefined> {
     const saleId = saleIdOfOrder(orderId);
     if (saleId === null) return undefined;
-    const stored = await this.#db.getOrder(orderId);
+    const stored = await this.#reads.getOrder(orderId);
     let view: OrderView | undefined;
     if (stored) {
       view = { orderId, saleId: stored.saleId, userId: stored.userId, status: stored.status, createdAt: stored.createdAt };

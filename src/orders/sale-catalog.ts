@@ -1,4 +1,5 @@
-import type { Sale, SeckillDatabase } from '../db/seckill-database.js';
+import type { StaleReads } from '../db/replica-reads.js';
+import type { Sale } from '../db/seckill-database.js';
 
 /** Where a sale stands for buyers at a given moment. */
 export type SaleState = 'upcoming' | 'active' | 'sold_out' | 'ended';
@@ -15,12 +16,13 @@ const SOLD_OUT_TTL_MS = 1000;
  * may have given units back (expired or cancelled orders).
  */
 export class SaleCatalog {
-  readonly #db: SeckillDatabase;
+  /** Where sales are read: the database, or its replicas when configured (a sale never changes once created). */
+  readonly #db: Pick<StaleReads, 'getSale'>;
   readonly #sales = new Map<number, Sale>();
   readonly #misses = new Map<number, number>();
   readonly #soldOutUntil = new Map<number, number>();
 
-  constructor(db: SeckillDatabase) {
+  constructor(db: Pick<StaleReads, 'getSale'>) {
     this.#db = db;
   }
 

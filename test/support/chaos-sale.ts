@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createPool } from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
+import pg from 'pg';
 import type { AppClient } from './app-client.js';
 
 /** One HTTP attempt of a purchase, as the buyer saw it. */
@@ -169,11 +170,63 @@ export interface ChaosResult {
   readonly notes?: string;
 }
 
+/** What the database holds for one sale, as {@link checkSale} compares it with the buyers' answers. */
+interface PersistedSale {
+  /** Orders not cancelled or expired. */
+  readonly live: number;
+  /** Users with more than one order. */
+  readonly duplicateUsers: number;
+  /** Every order id of the sale. */
+  readonly persisted: Set<string>;
+  /** The sale's `sold` counter. */
+  readonly sold: number;
+}
+
+const PERSISTED_SALE_SQL = {
+  live: "SELECT COUNT(*) AS n FROM orders WHERE sale_id = ? AND status IN ('created', 'paid')",
+  duplicates: 'SELECT COUNT(*) AS n FROM (SELECT user_id FROM orders WHERE sale_id = ? GROUP BY user_id HAVING COUNT(*) > 1) d',
+  ids: 'SELECT id FROM orders WHERE sale_id = ?',
+  sold: 'SELECT sold FROM sales WHERE id = ?',
+} as const;
+
+/** Reads a sale's orders straight from MariaDB/MySQL (`mysql:`, `mariadb:`) or PostgreSQL (`postgres:`, `postgresql:`). */
+async function readPersistedSale(databaseUrl: string, saleId: number): Promise<PersistedSale> {
+  let query: (sql: string) => Promise<Record<string, unknown>[]>;
+  let close: () => Promise<void>;
+  if (/^postgres(ql)?:/.test(databaseUrl)) {
+    const pgClient = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000 });
+    pgClient.on('error', () => undefined);
+    await pgClient.connect();
+    // The one parameter of each statement is the sale id; PostgreSQL numbers its placeholders.
+    query = async (sql) => (await pgClient.query(sql.replace('?', '$1'), [saleId])).rows as Record<string, unknown>[];
+    close = () => pgClient.end();
+  } else {
+    const pool = createPool({ uri: databaseUrl.replace(/^mariadb:/, 'mysql:'), connectionLimit: 1 });
+    query = async (sql) => (await pool.query<RowDataPacket[]>(sql, [saleId]))[0];
+    close = () => pool.end();
+  }
+  try {
+    const liveRows = await query(PERSISTED_SALE_SQL.live);
+    const dupRows = await query(PERSISTED_SALE_SQL.duplicates);
+    const idRows = await query(PERSISTED_SALE_SQL.ids);
+    const saleRows = await query(PERSISTED_SALE_SQL.sold);
+    return {
+      live: Number(liveRows[0].n),
+      duplicateUsers: Number(dupRows[0].n),
+      persisted: new Set(idRows.map((r) => String(r.id))),
+      sold: Number(saleRows[0].sold),
+    };
+  } finally {
+    await close();
+  }
+}
+
 /**
  * Waits until the writers have drained the sale, then compares the buyers' answers with
  * the database and the sale's stats: oversold (live orders beyond stock), duplicates (a
  * user with two orders, or given two order ids), lost (an order id answered 2xx that is
- * not in the database) and stranded (remaining ≠ stock − live orders).
+ * not in the database) and stranded (remaining ≠ stock − live orders). `databaseUrl` may be
+ * MariaDB/MySQL or PostgreSQL.
  */
 export async function checkSale(
   scenario: string,
@@ -186,23 +239,7 @@ export async function checkSale(
   extra: Pick<ChaosResult, 'balancer' | 'notes'> = {},
 ): Promise<ChaosResult> {
   await client.drained(saleId, 30_000);
-  const pool = createPool({ uri: databaseUrl.replace(/^mariadb:/, 'mysql:'), connectionLimit: 1 });
-  let live: number;
-  let duplicateUsers: number;
-  let persisted: Set<string>;
-  let sold: number;
-  try {
-    const [liveRows] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM orders WHERE sale_id = ? AND status IN ('created', 'paid')", [saleId]);
-    live = Number(liveRows[0].n);
-    const [dupRows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM (SELECT user_id FROM orders WHERE sale_id = ? GROUP BY user_id HAVING COUNT(*) > 1) d', [saleId]);
-    duplicateUsers = Number(dupRows[0].n);
-    const [idRows] = await pool.query<RowDataPacket[]>('SELECT id FROM orders WHERE sale_id = ?', [saleId]);
-    persisted = new Set(idRows.map((r) => String(r.id)));
-    const [saleRows] = await pool.query<RowDataPacket[]>('SELECT sold FROM sales WHERE id = ?', [saleId]);
-    sold = Number(saleRows[0].sold);
-  } finally {
-    await pool.end();
-  }
+  const { live, duplicateUsers, persisted, sold } = await readPersistedSale(databaseUrl, saleId);
   const answered = new Set<string>();
   let givenTwoIds = 0;
   for (const ids of outcome.orderIdsByUser.values()) {

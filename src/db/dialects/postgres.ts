@@ -1,9 +1,10 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import type { InsertQueryBuilder } from 'kysely';
-import { Pool, types } from 'pg';
+import { types } from 'pg';
 import type { CustomTypesConfig } from 'pg';
 import type { SeckillTables } from '../tables.js';
 import type { DatabaseBackend } from './database-backend.js';
+import { createPostgresPool } from './postgres-pool.js';
 
 /** SQLSTATEs after which PostgreSQL has aborted the whole transaction and a rerun is safe. */
 const RETRYABLE_SQLSTATES = new Set(['40P01' /* deadlock_detected */, '40001' /* serialization_failure */]);
@@ -19,12 +20,12 @@ const int8AsNumber: CustomTypesConfig = {
       : types.getTypeParser(oid, format)) as CustomTypesConfig['getTypeParser'],
 };
 
-/** Opens a pg pool on a `postgres://` or `postgresql://` URL. */
+/**
+ * Opens a pg pool on a `postgres://` or `postgresql://` URL (see {@link createPostgresPool}
+ * for its limits, and `connect_timeout` / `query_timeout` in the URL to change them).
+ */
 export function openPostgres(url: string, poolSize: number): DatabaseBackend {
-  const pool = new Pool({ connectionString: url, max: poolSize, types: int8AsNumber });
-  // An idle client whose server went away is dropped by the pool; the next query reports
-  // the failure to its caller. Without a listener the event would end the process.
-  pool.on('error', () => undefined);
+  const pool = createPostgresPool(url, poolSize, int8AsNumber);
   const db = new Kysely<SeckillTables>({ dialect: new PostgresDialect({ pool }) });
   return {
     dialect: 'postgres',

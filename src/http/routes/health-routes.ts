@@ -7,7 +7,7 @@ import type { ApiContext } from '../app.js';
  * since the answer only feeds the report, not readiness, it must not eat into that budget
  * on a starved machine either.
  */
-const DATABASE_PING_TIMEOUT_MS = 100;
+const DATABASE_CHECK_MS = 100;
 
 /**
  * The database's ping, false when it fails or does not answer in time. One ping at a time:
@@ -21,7 +21,7 @@ function databaseProbe(ping: () => Promise<boolean>): () => Promise<boolean> {
       .catch(() => false)
       .finally(() => (inFlight = undefined));
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DATABASE_PING_TIMEOUT_MS)));
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DATABASE_CHECK_MS)));
     try {
       return await Promise.race([inFlight, late]);
     } finally {
@@ -30,7 +30,10 @@ function databaseProbe(ping: () => Promise<boolean>): () => Promise<boolean> {
   };
 }
 
-/** `/health/live` (the process runs), `/health/ready` (it can sell now), `/metrics`. */
+/**
+ * `/health/live` (the process runs), `/health/ready` (it can sell now: stock store up and
+ * not draining; `degraded` while the database is down), `/metrics`.
+ */
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/health/live', async () => ({ status: 'ok' }));
 
@@ -38,12 +41,10 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
   app.get('/health/ready', async (_request, reply) => {
     const [store, db] = await Promise.all([ctx.store.ping().catch(() => false), databaseAnswers()]);
     const accepting = ctx.isAccepting();
-    // The database is not on the purchase path: accepted orders wait in the stock store's
-    // queue and the writer pauses until it is back. So a node that reaches the stock store
-    // can still sell, and its readiness must not depend on the database: during a database
-    // outage or a primary promotion every node would fail the check at once, and the
-    // balancer would turn a paused writer into failed purchases. The check still reports
-    // the database, and `degraded` says orders are piling up.
+    // Selling needs only the stock store: accepted orders wait in its queue while the
+    // database is down or failing over, and the writer persists them once it answers.
+    // Were the database part of readiness, a database failover would take every node out
+    // of the balancer at once. Its state is still reported, for operators and alerts.
     const ready = store && accepting;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? (db ? 'ready' : 'degraded') : 'unavailable',
@@ -52,7 +53,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): voi
   });
 
   app.get('/metrics', async (_request, reply) => {
-    const text = await ctx.metrics.registry.metrics();
+    const text = await ctx.metrics.text();
     return reply.header('content-type', ctx.metrics.registry.contentType).send(text);
   });
 }

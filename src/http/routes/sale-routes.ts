@@ -51,12 +51,7 @@ export function registerSaleRoutes(app: FastifyInstance, ctx: ApiContext): void 
   });
 
   let lastUnavailableLog = -Infinity;
-  const outcomes = new Map<PurchaseOutcome, { inc(): void }>();
-  const count = (outcome: PurchaseOutcome): void => {
-    let counter = outcomes.get(outcome);
-    if (!counter) outcomes.set(outcome, (counter = ctx.metrics.purchases.labels(outcome)));
-    counter.inc();
-  };
+  const count = (outcome: PurchaseOutcome): void => ctx.metrics.purchases.inc(outcome);
 
   app.post<{ Params: { id: string } }>(
     '/api/sales/:id/purchase',
