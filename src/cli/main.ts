@@ -6,6 +6,7 @@ import { migrateCommand, reconcileCommand, saleCreateCommand, saleListCommand, t
 import type { GlobalOptions } from './cli-config.js';
 import { runBaseBackup } from '../backup/log-archiving.js';
 import { registerBackupCommands } from './backup-commands.js';
+import { registerDbCommands } from './db-commands.js';
 import { commandConfig } from './cli-config.js';
 import { demoCommand } from './demo-command.js';
 import { registerDrillCommands } from './drill-commands.js';
@@ -107,5 +108,6 @@ program
 
 registerBackupCommands(program, global);
 registerDrillCommands(program, global);
+registerDbCommands(program, global);
 
 await program.parseAsync(process.argv);

@@ -126,6 +126,25 @@ export interface SeckillConfig {
   readonly pitrTarget: string;
   /** How often the growing binlog/WAL file is copied to the target: the recovery point's lag. */
   readonly pitrSyncIntervalMs: number;
+
+  /**
+   * MariaDB servers `seckill db promote|status` manage, as `name=url` pairs separated by
+   * commas (`db1=mysql://root:…@10.0.0.11:3306/,db2=…`): the name is the server's name in
+   * HAProxy's writer backend, the URL an account with SUPER/REPLICATION privileges.
+   */
+  readonly mariadbServers: string;
+  /** HAProxy runtime API of the database balancer: a Unix socket path, or `host:port`. */
+  readonly mariadbHaproxySocket: string;
+  /** The HAProxy backend that sends writes to the current primary. */
+  readonly mariadbHaproxyBackend: string;
+  /** How long a promotion waits for the chosen replica to apply what it received before giving up. */
+  readonly mariadbCatchUpTimeoutMs: number;
+  /**
+   * Ops role: promote a replica by itself (the `seckill db promote` procedure) when the
+   * primary has not answered for `mariadbFailoverAfterMs` and a replica lost it too.
+   */
+  readonly mariadbAutoFailover: boolean;
+  readonly mariadbFailoverAfterMs: number;
 }
 
 type Kind =
@@ -219,6 +238,12 @@ const SETTINGS: readonly Setting[] = [
   { key: 'pitrArchive', kind: { type: 'boolean' }, fallback: false },
   { key: 'pitrTarget', kind: { type: 'string', allowEmpty: true }, fallback: '' },
   { key: 'pitrSyncIntervalMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 5000 },
+  { key: 'mariadbServers', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'mariadbHaproxySocket', kind: { type: 'string', allowEmpty: true }, fallback: '' },
+  { key: 'mariadbHaproxyBackend', kind: { type: 'string' }, fallback: 'writer' },
+  { key: 'mariadbCatchUpTimeoutMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 60_000 },
+  { key: 'mariadbAutoFailover', kind: { type: 'boolean' }, fallback: false },
+  { key: 'mariadbFailoverAfterMs', kind: { type: 'integer', min: 500, max: 3_600_000 }, fallback: 5000 },
 ];
 
 /** `rateLimitPerUser` → `SECKILL_RATE_LIMIT_PER_USER`. */

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { closeTarget, openTarget } from '../backup/index.js';
 import type { SeckillConfig } from '../config/config.js';
+import { startMariaDbAutoFailover } from '../ha/mariadb-auto-failover.js';
 import { AlertSink } from './alert-sink.js';
 import { systemClock } from './clock.js';
 import type { Clock } from './clock.js';
@@ -106,6 +107,9 @@ export function startOps(config: SeckillConfig, log: Logger, registry: Registry 
       });
     },
   });
+  // Off by default: promoting a database is an operator's call unless they delegate it.
+  // Started before the scheduler, so a bad setting fails the start with nothing running.
+  const failover = config.mariadbAutoFailover ? startMariaDbAutoFailover(config, opsLog) : undefined;
   scheduler.start();
 
   const stopping = new AbortController();
@@ -124,6 +128,7 @@ export function startOps(config: SeckillConfig, log: Logger, registry: Registry 
   return {
     async stop() {
       stopping.abort();
+      await failover?.stop();
       await scheduler.stop();
       await policyLoop;
       await queued;

@@ -16,7 +16,12 @@ export interface MariaDbOptions {
   readonly config?: Readonly<Record<string, string | number | boolean>>;
 }
 
-function myCnf(dir: string, port: number, options: MariaDbOptions): string {
+/**
+ * The `my.cnf` of a private server in `dir` listening on `port`: only loopback, its own
+ * tmpdir, and a high `max_connect_errors`, plus `options.config`. Shared with the
+ * replication harness, whose servers differ only in their extra settings.
+ */
+export function myCnf(dir: string, port: number, options: MariaDbOptions): string {
   const settings: Record<string, string | number | boolean> = {
     datadir: join(dir, 'data'),
     // Parallel installs collide in a shared temp folder; each instance gets its own.
@@ -44,7 +49,8 @@ function myCnf(dir: string, port: number, options: MariaDbOptions): string {
   return `[mariadbd]\n${lines.join('\n')}\n`;
 }
 
-async function mysqlAnswers(port: number): Promise<boolean> {
+/** True when a server on the loopback `port` answers a ping as `root` (the readiness probe). */
+export async function mysqlAnswers(port: number): Promise<boolean> {
   const connection = await createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 1000 });
   try {
     await connection.ping();
