@@ -7,7 +7,7 @@
  * Options (after `npm run bench:backup --`):
  *   --orders N   orders in the database (default 1000000)
  *   --sales N    sales they are spread over (default 4)
- *   --rounds N   rounds of plain dump + our backup, medians reported (default 3)
+ *   --rounds N   rounds of plain dump + our backup, medians reported (default 5)
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -62,7 +62,7 @@ function parseOptions(): Options {
     options: {
       orders: { type: 'string', default: '1000000' },
       sales: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
     },
   });
   const whole = (name: string, text: string | undefined, min: number, max: number): number => {
