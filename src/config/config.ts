@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseRedisUrl } from '../ha/redis-url.js';
 
 /**
  * Which jobs one process runs: the HTTP API, the order writer (queue → database, expiry),
@@ -36,7 +37,7 @@ export interface SeckillConfig {
   readonly dataDir: string;
   /** `sqlite:<path>`, `mysql://…`, `mariadb://…` or `postgres://…`; default SQLite in dataDir. */
   readonly databaseUrl: string;
-  /** Empty: the in-process stock store. `redis://…`: Redis. */
+  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. */
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
   /** Bearer token for /api/admin; generated into dataDir when empty. */
@@ -396,10 +397,14 @@ function checkCombination(config: SeckillConfig): void {
       `invalid configuration SECKILL_DATABASE_URL=${JSON.stringify(redactUrl(config.databaseUrl))}: it must start with sqlite:, mysql://, mariadb://, postgres:// or postgresql://`,
     );
   }
-  if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
-    throw new ConfigError(
-      `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: it must start with redis:// or rediss:// (or be empty for the in-process stock store)`,
-    );
+  if (config.redisUrl) {
+    try {
+      parseRedisUrl(config.redisUrl);
+    } catch (error) {
+      throw new ConfigError(
+        `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: ${(error as Error).message} (or leave it empty for the in-process stock store)`,
+      );
+    }
   }
   if (config.pitrTarget && !config.backupTargets.some((t) => t.name === config.pitrTarget)) {
     throw new ConfigError(

@@ -1,4 +1,6 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisConnection } from '../../ha/redis-connection.js';
+import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
 import type {
   QueuedOrder,
   QueueEntryRef,
@@ -71,15 +73,19 @@ const MAX_UNCONFIRMED = 65_536;
  * @example
  * ```ts
  * const store = await RedisStockStore.connect('redis://127.0.0.1:6379/0', { durability: 'replica' });
+ * // or through Sentinel, following failovers:
+ * const ha = await RedisStockStore.connect('redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/seckill');
  * ```
  */
 export class RedisStockStore implements StockStore {
   readonly kind = 'redis';
-  readonly #client: Redis;
-  readonly #ownsClient: boolean;
+  /** The client in use; replaced by {@link RedisConnection} when an owned client ends unexpectedly. */
+  #client!: Redis;
+  /** Set when this store made its client from a URL (and so owns, heals and closes it). */
+  readonly #owned: RedisConnection | undefined;
   readonly #options: ResolvedOptions;
   readonly #keys: StockKeys;
-  readonly #scripts: StockScripts;
+  #scripts!: StockScripts;
   /** Counts connections made ready: a `WAIT` only covers writes made on its own connection. */
   #connection = 0;
   readonly #onReady = (): void => {
@@ -96,7 +102,8 @@ export class RedisStockStore implements StockStore {
   /**
    * Creates a store and waits until Redis answers.
    *
-   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL (see `src/ha/redis-url.ts`),
+   *   or a client (which the caller keeps owning).
    * @throws when Redis cannot be reached within `connectTimeoutMs`.
    */
   static async connect(connection: string | Redis, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
@@ -114,11 +121,11 @@ export class RedisStockStore implements StockStore {
    * Prefer {@link RedisStockStore.connect}: a store made here from a URL connects in the
    * background and refuses calls until connected.
    *
-   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL, or a client (which the caller keeps owning).
+   * @throws {RedisUrlError} when the URL cannot be read.
    */
   constructor(connection: string | Redis, options: RedisStockStoreOptions = {}) {
     this.#options = resolveOptions(options);
-    this.#ownsClient = typeof connection === 'string';
     const clientTimeout = typeof connection === 'string' ? this.#options.commandTimeoutMs : connection.options.commandTimeout;
     if (this.#options.durability === 'replica' && clientTimeout !== undefined && this.#options.replicaTimeoutMs >= clientTimeout) {
       throw new RangeError(
@@ -126,11 +133,26 @@ export class RedisStockStore implements StockStore {
           'otherwise WAIT times out as a failed command; lower replicaTimeoutMs or raise commandTimeoutMs',
       );
     }
-    this.#client = typeof connection === 'string' ? createClient(connection, this.#options) : connection;
     this.#keys = new StockKeys(this.#options.keyPrefix);
-    this.#scripts = new StockScripts(this.#client);
-    if (this.#client.status === 'ready') this.#connection = 1;
-    this.#client.on('ready', this.#onReady);
+    if (typeof connection === 'string') {
+      this.#owned = new RedisConnection(parseRedisUrl(connection), {
+        commandTimeoutMs: this.#options.commandTimeoutMs,
+        connectTimeoutMs: this.#options.connectTimeoutMs,
+        autoPipelining: this.#options.autoPipelining,
+      });
+      this.#owned.onClient((client) => this.#adopt(client));
+    } else {
+      this.#owned = undefined;
+      this.#adopt(connection);
+    }
+  }
+
+  /**
+   * How many times the client this store owns ended unexpectedly and was replaced (the
+   * ioredis failover defect, see `src/ha/redis-connection.ts`); 0 for a client passed in.
+   */
+  get clientReplacements(): number {
+    return this.#owned?.replacements ?? 0;
   }
 
   /**
@@ -305,13 +327,21 @@ export class RedisStockStore implements StockStore {
   /** Closes the connection if this store opened it; a client passed in stays open. */
   async close(): Promise<void> {
     this.#client.off('ready', this.#onReady);
-    if (!this.#ownsClient || this.#client.status === 'end') return;
-    try {
-      await this.#client.quit();
-    } catch {
-      // Not connected: nothing to say goodbye to.
-    }
-    this.#client.disconnect();
+    await this.#owned?.close();
+  }
+
+  /**
+   * Sends everything on `client` from now on: registers the Lua scripts on it (a new client
+   * knows no script; NOSCRIPT after a failover is handled by `defineCommand`) and counts its
+   * connections, so a `WAIT` on it never vouches for writes made on an earlier client.
+   */
+  #adopt(client: Redis): void {
+    this.#client?.off('ready', this.#onReady);
+    this.#client = client;
+    this.#scripts = new StockScripts(client);
+    // A new client is a new connection even before it is ready.
+    this.#connection += 1;
+    client.on('ready', this.#onReady);
   }
 
   async #whenReady(url: string | undefined): Promise<void> {
@@ -323,7 +353,7 @@ export class RedisStockStore implements StockStore {
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Error): void => {
         clearTimeout(timer);
-        client.off('ready', onReady).off('error', onError).off('end', onEnd);
+        client.off('ready', onReady).off('error', onError).off('end', onEnd).off('sentinelError', onError);
         if (error) reject(error);
         else resolve();
       };
@@ -331,7 +361,7 @@ export class RedisStockStore implements StockStore {
       const onError = (error: Error): void => {
         lastError = error;
       };
-      const where = url === undefined ? 'Redis' : `Redis at ${redactedUrl(url)}`;
+      const where = url === undefined ? 'Redis' : `Redis at ${describeRedisEndpoint(parseRedisUrl(url))}`;
       const because = (): string => (lastError ? ` (last error: ${lastError.message})` : '');
       const onEnd = (): void => settle(new Error(`${where} closed the connection before it was ready${because()}`));
       const timer = setTimeout(
@@ -345,6 +375,8 @@ export class RedisStockStore implements StockStore {
         this.#options.connectTimeoutMs,
       );
       client.on('ready', onReady).on('error', onError).on('end', onEnd);
+      // Sentinel mode: why a Sentinel could not name the primary (down, or a wrong master name).
+      client.on('sentinelError', onError);
     });
   }
 
@@ -419,33 +451,6 @@ function resolveOptions(options: RedisStockStoreOptions): ResolvedOptions {
     }
   }
   return Object.freeze(resolved);
-}
-
-/** A client that fails fast: while Redis is unreachable, calls reject instead of piling up. */
-function createClient(url: string, options: ResolvedOptions): Redis {
-  const client = new Redis(url, {
-    commandTimeout: options.commandTimeoutMs,
-    connectTimeout: options.connectTimeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    enableAutoPipelining: options.autoPipelining,
-    // A demoted primary answers READONLY: reconnect, so DNS or the proxy can lead to the new one.
-    reconnectOnError: (error) => error.message.startsWith('READONLY'),
-  });
-  // Without a listener ioredis prints every reconnect failure; ping() is how health is seen.
-  client.on('error', () => undefined);
-  return client;
-}
-
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'the configured URL';
-  }
 }
 
 /**
