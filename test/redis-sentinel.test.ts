@@ -187,15 +187,47 @@ describe('stock store through Redis Sentinel', { timeout: 90_000 }, () => {
       const snapshot = await store.snapshot(saleId);
       assert.equal(snapshot?.epoch, 'e1', 'the sale state survived (no rebuild needed)');
       assert.equal(snapshot?.remaining, 100 - 20 - 1);
-      for (const [user, orderId] of confirmed) {
-        assert.deepEqual(await store.reserve({ saleId, userId: user, orderId: 'x', now: Date.now(), perUserLimit: 0 }), { code: ReserveCode.Duplicate, orderId });
-      }
+      // The promoted node has no replica until the old primary rejoins: nothing is confirmed.
+      assert.equal(await store.awaitDurable(saleId, 'o-after'), false, 'no replica left to confirm');
 
       await group.restartAsReplica(old);
       const result = await store.reserve({ saleId, userId: 'rejoined', orderId: 'o-rejoined', now: Date.now(), perUserLimit: 0 });
       assert.equal(await store.awaitDurable(saleId, result.orderId!), true, 'the old primary, back as a replica, confirms writes');
+      for (const [user, orderId] of confirmed) {
+        assert.deepEqual(await store.reserve({ saleId, userId: user, orderId: 'x', now: Date.now(), perUserLimit: 0 }), { code: ReserveCode.Duplicate, orderId });
+      }
       assert.equal((await group.primary()).port, promoted.port, 'the restarted node did not take the primary role back');
     } finally {
+      await store.close();
+    }
+  });
+
+  it('answers a retry with the order it holds only once a replica has that order', async () => {
+    const store = await RedisStockStore.connect(group.url, { durability: 'replica', replicaTimeoutMs: 200, commandTimeoutMs: 500 });
+    const primary = await group.primary();
+    const replicas = group.nodes.filter((n) => n.port !== primary.port && n.pid !== undefined);
+    try {
+      const saleId = 2;
+      await store.warm({ saleId, stock: 10, remaining: 10, epoch: 'e2', buyers: [], released: [] });
+      // A frozen replica (too short for Sentinel to act on a replica anyway) confirms nothing.
+      for (const replica of replicas) await group.kill(replica, 'SIGSTOP');
+      const first = await store.reserve({ saleId, userId: 'carol', orderId: 'o-carol', now: Date.now(), perUserLimit: 0 });
+      assert.equal(first.code, ReserveCode.Reserved);
+      assert.equal(await store.awaitDurable(saleId, 'o-carol'), false, 'answered 503: no replica confirmed it');
+      await assert.rejects(
+        store.reserve({ saleId, userId: 'carol', orderId: 'o-carol-2', now: Date.now(), perUserLimit: 0 }),
+        /not confirmed by a Redis replica yet/,
+        'the retry is refused (503) too, not answered 2xx with an order a failover could still lose',
+      );
+      for (const replica of replicas) await group.kill(replica, 'SIGCONT');
+      let retry: Awaited<ReturnType<typeof store.reserve>> | undefined;
+      for (let i = 0; i < 50 && retry === undefined; i++) {
+        retry = await store.reserve({ saleId, userId: 'carol', orderId: 'o-carol-3', now: Date.now(), perUserLimit: 0 }).catch(() => undefined);
+        if (retry === undefined) await sleep(100);
+      }
+      assert.deepEqual(retry, { code: ReserveCode.Duplicate, orderId: 'o-carol' }, 'once the replica has it, the retry gets the same order');
+    } finally {
+      for (const replica of replicas) await group.kill(replica, 'SIGCONT').catch(() => undefined);
       await store.close();
     }
   });

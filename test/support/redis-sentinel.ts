@@ -1,5 +1,5 @@
 /**
- * A private Redis Sentinel group for tests: a primary (AOF everysec), one replica and three
+ * A private Redis Sentinel group for tests: a primary (AOF everysec), one replica (or more) and three
  * `redis-sentinel` processes, all on free loopback ports in one temp folder. Their config
  * files are rendered on every start from the shipped templates in deploy/redis/, as an
  * operator would (Sentinel rewrites its file at run time, so it is never reused).
@@ -23,7 +23,7 @@ export const MASTER_NAME = 'seckill';
 
 /** One Redis data server of the group. */
 export interface RedisNode {
-  /** `r1`, `r2`. */
+  /** `r1` (the first primary), `r2`, … */
   readonly name: string;
   readonly port: number;
   /** Its folder: `redis.conf`, the AOF folder `appendonlydir`, `redis.log`. */
@@ -32,15 +32,21 @@ export interface RedisNode {
   readonly pid: number | undefined;
 }
 
-/** Primary + replica + three Sentinels. */
+/** Options of {@link startSentinelGroup}. */
+export interface SentinelGroupOptions {
+  /** Replicas of the primary; default 1. With 2, a failover leaves the new primary a replica to confirm `WAIT 1`. */
+  readonly replicas?: number;
+}
+
+/** Primary + replica(s) + three Sentinels. */
 export interface SentinelGroup {
   /** `redis-sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/seckill`: SECKILL_REDIS_URL. */
   readonly url: string;
   readonly masterName: string;
   readonly nodes: readonly RedisNode[];
   readonly sentinelPorts: readonly number[];
-  /** The node the Sentinels name as primary now (asks them in turn). */
-  primary(): Promise<RedisNode>;
+  /** The node the Sentinels name as primary now (asks them in turn, until one answers within `timeoutMs`). */
+  primary(timeoutMs?: number): Promise<RedisNode>;
   /** Sends a signal; with SIGKILL, also waits until the process has exited. */
   kill(node: RedisNode, signal: NodeJS.Signals): Promise<void>;
   /**
@@ -54,7 +60,7 @@ export interface SentinelGroup {
    * resolves once its replication link is up and the Sentinels list it as a replica.
    */
   restartAsReplica(node: RedisNode): Promise<void>;
-  /** Waits until the group could fail over: a linked replica, and every Sentinel knowing both the replica and the other Sentinels. */
+  /** Waits until the group could fail over: every replica linked, and every Sentinel knowing the replicas and the other Sentinels. */
   waitUntilHealthy(timeoutMs?: number): Promise<void>;
   /** Sends one command to a node or Sentinel port and returns the reply (fails within `timeoutMs`). */
   call(port: number, args: readonly (string | number)[], timeoutMs?: number): Promise<unknown>;
@@ -71,7 +77,7 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
 }
 
 /** Sends one command on a short-lived connection; a frozen (SIGSTOP) server fails it within the timeout. */
-async function call(port: number, args: readonly (string | number)[], timeoutMs = 1000): Promise<unknown> {
+async function call(port: number, args: readonly (string | number)[], timeoutMs = 2000): Promise<unknown> {
   const client = new Redis({
     host: '127.0.0.1',
     port,
@@ -151,9 +157,9 @@ class PrivateSentinelGroup implements SentinelGroup {
   }
 
   async launch(): Promise<void> {
-    const [primary, replica] = this.nodes;
+    const [primary, ...replicas] = this.nodes;
     await this.#startNode(primary, undefined);
-    await this.#startNode(replica, primary.port);
+    await Promise.all(replicas.map((replica) => this.#startNode(replica, primary.port)));
     await Promise.all(this.#sentinels.map((s) => this.#startSentinel(s, primary.port)));
     await this.waitUntilHealthy();
   }
@@ -228,12 +234,17 @@ class PrivateSentinelGroup implements SentinelGroup {
     }
   }
 
-  async primary(): Promise<RedisNode> {
-    for (const sentinel of this.#sentinels) {
-      const port = await this.#primaryPortFrom(sentinel.port);
-      if (port !== undefined) return this.#nodeAt(port);
+  async primary(timeoutMs = 10_000): Promise<RedisNode> {
+    // On a loaded machine a Sentinel may miss one short deadline: ask again until this one.
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const sentinel of this.#sentinels) {
+        const port = await this.#primaryPortFrom(sentinel.port);
+        if (port !== undefined) return this.#nodeAt(port);
+      }
+      if (Date.now() > deadline) throw new Error(`no Sentinel answered which node is the primary within ${timeoutMs} ms`);
+      await sleep(100);
     }
-    throw new Error('no Sentinel answered which node is the primary');
   }
 
   async kill(node: RedisNode, signal: NodeJS.Signals): Promise<void> {
@@ -251,7 +262,7 @@ class PrivateSentinelGroup implements SentinelGroup {
       seen = ports.join(', ');
       const candidate = ports[0];
       if (candidate !== undefined && candidate !== old.port && ports.every((p) => p === candidate)) {
-        const role = await call(candidate, ['ROLE'], 500).catch(() => undefined);
+        const role = await call(candidate, ['ROLE'], 1000).catch(() => undefined);
         if (Array.isArray(role) && role[0] === 'master') return this.#nodeAt(candidate);
       }
       if (Date.now() > deadline) throw new Error(`no failover away from ${old.name} within ${timeoutMs} ms; Sentinels name ports ${seen}`);
@@ -297,12 +308,13 @@ class PrivateSentinelGroup implements SentinelGroup {
       primaryPort = port;
       const replicas = (await call(sentinel.port, ['SENTINEL', 'replicas', this.masterName])) as unknown[];
       const linked = replicas.map(pairs).filter((r) => !/s_down|disconnected/.test(r.get('flags') ?? '') && r.get('master-link-status') === 'ok');
-      if (linked.length < 1) return `Sentinel ${sentinel.port} knows no replica with a working link`;
+      if (linked.length < this.nodes.length - 1) return `Sentinel ${sentinel.port} knows ${linked.length} replicas with a working link`;
     }
-    const replica = this.nodes.find((n) => n.port !== primaryPort);
-    if (replica === undefined || replica.pid === undefined) return 'the replica does not run';
-    const info = infoFields(await call(replica.port, ['INFO', 'replication']).catch(() => ''));
-    if (info.get('master_link_status') !== 'up') return `${replica.name} has no replication link (yet)`;
+    for (const replica of this.nodes.filter((n) => n.port !== primaryPort)) {
+      if (replica.pid === undefined) return `replica ${replica.name} does not run`;
+      const info = infoFields(await call(replica.port, ['INFO', 'replication']).catch(() => ''));
+      if (info.get('master_link_status') !== 'up') return `${replica.name} has no replication link (yet)`;
+    }
     return '';
   }
 
@@ -326,17 +338,18 @@ class PrivateSentinelGroup implements SentinelGroup {
  * await group.waitForFailover(old);
  * await group.restartAsReplica(old);
  */
-export async function startSentinelGroup(): Promise<SentinelGroup> {
+export async function startSentinelGroup(options: SentinelGroupOptions = {}): Promise<SentinelGroup> {
+  const replicas = options.replicas ?? 1;
   const redisServer = await ensureBinary('redis-server', 'redis-server');
   const redisSentinel = await ensureBinary('redis-sentinel', 'redis-sentinel');
   for (let attempt = 1; ; attempt++) {
     const dir = createScratchDir('redis-sentinel');
     const ports: number[] = [];
-    while (ports.length < 5) {
+    while (ports.length < replicas + 4) {
       const port = await freePort();
       if (!ports.includes(port)) ports.push(port);
     }
-    const group = new PrivateSentinelGroup(dir, redisServer, redisSentinel, ports.slice(0, 2), ports.slice(2));
+    const group = new PrivateSentinelGroup(dir, redisServer, redisSentinel, ports.slice(0, replicas + 1), ports.slice(replicas + 1));
     try {
       await group.launch();
       return group;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RedisConnection } from '../../ha/redis-connection.js';
 import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
@@ -98,6 +99,8 @@ export class RedisStockStore implements StockStore {
   /** The `WAIT` on the wire, if any. */
   #waitInFlight: Promise<unknown> | null = null;
   #readTurn = 0;
+  /** The token of this process's latest pause of each sale, until its warm-up uses it. */
+  readonly #pauseTokens = new Map<number, string>();
 
   /**
    * Creates a store and waits until Redis answers.
@@ -156,9 +159,19 @@ export class RedisStockStore implements StockStore {
   }
 
   /**
-   * Pauses the sale, loads buyers and released orders in chunks under staging keys, then swaps
-   * them in and sets the epoch in one script. If it fails half-way the sale stays paused
-   * (refusing purchases) until a warm-up succeeds: a half-loaded sale never sells.
+   * Pauses the sale (unless this process paused it with {@link RedisStockStore.pause} since
+   * its last warm-up: then the counts were taken under that pause), loads buyers and released
+   * orders in chunks under staging keys, then swaps them in and sets the epoch in one script.
+   * If it fails half-way the sale stays paused (refusing purchases) until a warm-up succeeds:
+   * a half-loaded sale never sells.
+   *
+   * Several writer processes may rebuild the same lost sale at once. Only the warm-up of the
+   * process that paused it last lands: its counts were taken while nobody could sell. An
+   * earlier one would swap in a remaining count that misses what was sold after another
+   * rebuild finished, and sell those units twice.
+   *
+   * @throws Error `STALE_WARMUP …` when another process paused the sale after this one; nothing
+   *   was changed, and that process's warm-up is the one that counts.
    */
   async warm(warmup: SaleWarmup): Promise<void> {
     const checked = checkWarmup(warmup);
@@ -166,7 +179,8 @@ export class RedisStockStore implements StockStore {
     const staging = this.#keys.staging(checked.saleId, checked.epoch);
     await this.#client.sadd(this.#keys.registry, checked.saleId);
     // Paused from the first chunk on: buyers still loading must not be able to buy again.
-    await this.#client.hdel(keys.state, 'epoch');
+    const token = this.#pauseTokens.get(checked.saleId) ?? (await this.#pauseWithToken(checked.saleId));
+    this.#pauseTokens.delete(checked.saleId);
     await this.#client.del(staging.buyers, staging.released);
     for (let i = 0; i < checked.buyers.length; i += WARM_CHUNK) {
       const chunk = checked.buyers.slice(i, i + WARM_CHUNK).flat();
@@ -176,7 +190,7 @@ export class RedisStockStore implements StockStore {
       const chunk = checked.released.slice(i, i + WARM_CHUNK);
       await Promise.all([this.#client.sadd(staging.released, ...chunk), this.#client.pexpire(staging.released, STAGING_TTL_MS)]);
     }
-    await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP);
+    await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP, token);
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
@@ -186,7 +200,29 @@ export class RedisStockStore implements StockStore {
     if (result.code === ReserveCode.Reserved && this.#options.durability === 'replica') {
       this.#rememberUnconfirmed(`${request.saleId}:${request.orderId}`);
     }
+    if (result.code === ReserveCode.Duplicate && this.#options.durability === 'replica') {
+      await this.#confirmExisting(request.saleId, result.orderId!);
+    }
     return result;
+  }
+
+  /**
+   * With `durability: replica`, a buyer's retry must not get a 2xx for an order no replica
+   * has: the first attempt may have been answered 503 because `WAIT` returned 0 (a primary
+   * cut off from its replica, e.g. frozen and thawed after a failover), and that order
+   * vanishes if this primary is demoted. The order may have been written on another
+   * connection (another API node), and `WAIT` only covers writes of its own connection, so
+   * this connection first writes a mark (after the order, in the replication stream), then
+   * waits for a replica to have it.
+   *
+   * @throws when no replica confirms in time; the caller answers 503 and the buyer retries.
+   */
+  async #confirmExisting(saleId: number, orderId: string): Promise<void> {
+    await this.#client.set(this.#keys.durabilityMark(saleId), orderId, 'PX', 60_000);
+    this.#rememberUnconfirmed(`${saleId}:${orderId}`);
+    if (!(await this.awaitDurable(saleId, orderId))) {
+      throw new Error(`order ${orderId} of sale ${saleId} is not confirmed by a Redis replica yet; retry`);
+    }
   }
 
   /**
@@ -222,8 +258,21 @@ export class RedisStockStore implements StockStore {
     return { remaining: Number(remaining), epoch, pending: length };
   }
 
+  /**
+   * Takes the sale's epoch away (purchases answer NotWarmed) and marks the state with a new
+   * pause token, which the next {@link RedisStockStore.warm} of this process presents.
+   */
   async pause(saleId: number): Promise<void> {
-    await this.#client.hdel(this.#keys.sale(saleId).state, 'epoch');
+    this.#pauseTokens.set(saleId, await this.#pauseWithToken(saleId));
+  }
+
+  async #pauseWithToken(saleId: number): Promise<string> {
+    const token = randomUUID();
+    const state = this.#keys.sale(saleId).state;
+    const replies = await this.#client.multi().hdel(state, 'epoch').hset(state, 'rebuilding', token).exec();
+    const failed = replies?.find(([error]) => error)?.[0];
+    if (!replies || failed) throw failed ?? new Error(`pausing sale ${saleId}: the transaction was aborted; retry`);
+    return token;
   }
 
   findQueued(saleId: number, orderId: string): Promise<string | null> {
