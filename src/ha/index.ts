@@ -5,6 +5,7 @@
  */
 export { createRedisClient } from './redis-client.js';
 export type { RedisClientOptions } from './redis-client.js';
+export { NewestEpochSentinelConnector } from './newest-epoch-sentinel-connector.js';
 export { RedisConnection } from './redis-connection.js';
 export { DEFAULT_SENTINEL_PORT, describeRedisEndpoint, parseRedisUrl, RedisUrlError } from './redis-url.js';
 export type { RedisEndpoint, SentinelAddress } from './redis-url.js';

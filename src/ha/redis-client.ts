@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
+import { NewestEpochSentinelConnector } from './newest-epoch-sentinel-connector.js';
 import type { RedisEndpoint } from './redis-url.js';
 
 /** How a client made by {@link createRedisClient} behaves. */
@@ -26,7 +27,8 @@ const MAX_RECONNECT_DELAY_MS = 500;
  *
  * With a Sentinel endpoint the client asks the Sentinels for the primary at every
  * (re)connect, and listens on every Sentinel for `+switch-master` (`failoverDetector`), so it
- * leaves a demoted or frozen primary as soon as Sentinel has promoted another one. A primary
+ * leaves a demoted or frozen primary as soon as Sentinel has promoted another one, and goes
+ * where the Sentinel with the newest configuration epoch says ({@link NewestEpochSentinelConnector}). A primary
  * demoted under an open connection answers READONLY: that reconnects too.
  *
  * The client may end for good after a failover (ioredis 5.11.1, see docs/failover.md): wrap
@@ -56,6 +58,8 @@ export function createRedisClient(endpoint: RedisEndpoint, options: RedisClientO
           ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
           ...(endpoint.sentinelPassword === undefined ? {} : { sentinelPassword: endpoint.sentinelPassword }),
           role: 'master',
+          // Follows the Sentinel with the newest configuration epoch, not the first to answer.
+          Connector: NewestEpochSentinelConnector,
           failoverDetector: true,
           // A frozen Sentinel must not stall the search for the primary.
           sentinelCommandTimeout: options.commandTimeoutMs,
