@@ -73,6 +73,41 @@ function tallyingClient(topology: ApiTopology): TallyingClient {
   return new TallyingClient(topology.client.baseUrl, topology.client.adminToken, topology.client.jwtSecret);
 }
 
+/**
+ * Watches, from the moment of the fault, when every API node answers /health/ready 200 again
+ * (asked directly) and when HAProxy has them all UP: where the failed window's time goes.
+ */
+function watchRecovery(topology: ApiTopology, since: number): { stop(): void; describe(): string } {
+  let nodesReadyMs = -1;
+  let balancerUpMs = -1;
+  let nodesDown = false;
+  let proxyDown = false;
+  let running = true;
+  const loop = (async () => {
+    while (running && (nodesReadyMs < 0 || balancerUpMs < 0)) {
+      const ready = await Promise.all(
+        topology.nodes.map((n) =>
+          fetch(`http://127.0.0.1:${n.port}/health/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false),
+        ),
+      );
+      const statuses = await Promise.all(topology.nodes.map((n) => topology.haproxy.serverStatus(n.name).catch(() => '?')));
+      nodesDown ||= !ready.every(Boolean);
+      proxyDown ||= statuses.some((st) => st !== 'UP');
+      const at = Math.round(performance.now() - since);
+      if (nodesDown && nodesReadyMs < 0 && ready.every(Boolean)) nodesReadyMs = at;
+      if (proxyDown && balancerUpMs < 0 && statuses.every((st) => st === 'UP')) balancerUpMs = at;
+      await sleep(50);
+    }
+  })();
+  return {
+    stop() {
+      running = false;
+      void loop;
+    },
+    describe: () => `nodes ready again ${nodesReadyMs} ms, HAProxy UP ${balancerUpMs} ms after the fault`,
+  };
+}
+
 /** The sale's epoch on a Redis server: set at warm-up, changed only by a rebuild (I5). */
 async function epochOn(port: number, saleId: number): Promise<string | null> {
   const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 1000 });
@@ -144,6 +179,7 @@ describe('chaos: Redis failover and data loss', { timeout: CHAOS_FULL ? 300_000 
           const killedAt = performance.now();
           const since = (): number => Math.round(performance.now() - killedAt);
           await group.kill(old, 'SIGKILL');
+          const recovery = watchRecovery(topology, killedAt);
           const promoted = await group.waitForFailover(old);
           notes.push(`Sentinel promoted ${promoted.name} ${since()} ms after kill -9 of ${old.name}`);
           epochAfter = await epochOn(promoted.port, saleId);
@@ -151,6 +187,8 @@ describe('chaos: Redis failover and data loss', { timeout: CHAOS_FULL ? 300_000 
           // then WAIT 1 answers 0 and purchases are refused (503), never acknowledged.
           await group.restartAsReplica(old);
           notes.push(`${old.name} back as replica ${since()} ms after the kill`);
+          recovery.stop();
+          notes.push(recovery.describe());
         },
       },
     });
@@ -194,6 +232,7 @@ describe('chaos: Redis failover and data loss', { timeout: CHAOS_FULL ? 300_000 
           const frozenAt = performance.now();
           const since = (): number => Math.round(performance.now() - frozenAt);
           await group.kill(old, 'SIGSTOP');
+          const recovery = watchRecovery(topology, frozenAt);
           const promoted = await group.waitForFailover(old);
           notes.push(`Sentinel promoted ${promoted.name} ${since()} ms after SIGSTOP of ${old.name}`);
           epochAfter = await epochOn(promoted.port, saleId);
@@ -207,6 +246,8 @@ describe('chaos: Redis failover and data loss', { timeout: CHAOS_FULL ? 300_000 
             if (thawedRole === 'slave' && Number(role[2]) === promoted.port) break;
           }
           notes.push(`SIGCONT after ${FREEZE_MS} ms; ${old.name} demoted to replica ${Math.round(performance.now() - thawedAt)} ms later`);
+          recovery.stop();
+          notes.push(recovery.describe());
         },
       },
     });
