@@ -67,11 +67,18 @@ async function askSentinel(address: Partial<SentinelAddress>, options: SentinelC
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const reply = (await client.call('SENTINEL', 'master', options.name ?? '')) as string[];
+    const name = options.name ?? '';
+    // The epoch from SENTINEL MASTER; the address from GET-MASTER-ADDR-BY-NAME, which names the
+    // promoted replica as soon as it serves, while SENTINEL MASTER keeps the old address
+    // until the failover has ended.
+    const [master, address] = (await Promise.all([
+      client.call('SENTINEL', 'master', name),
+      client.call('SENTINEL', 'get-master-addr-by-name', name),
+    ])) as [string[], [string, string] | null];
     const fields = new Map<string, string>();
-    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(reply[i], reply[i + 1]);
-    const port = Number(fields.get('port'));
-    const host = fields.get('ip');
+    for (let i = 0; i + 1 < master.length; i += 2) fields.set(master[i], master[i + 1]);
+    if (!address) return undefined;
+    const [host, port] = [address[0], Number(address[1])];
     if (!host || !Number.isInteger(port)) return undefined;
     return { host, port, configEpoch: Number(fields.get('config-epoch') ?? 0), down: /s_down|o_down/.test(fields.get('flags') ?? '') };
   } catch {

@@ -14,8 +14,9 @@ import { freePort } from './free-port.js';
 import { createScratchDir, removeScratchDir } from './scratch-dir.js';
 import { ServerProcess, ServerStartError } from './server-process.js';
 
-/** The shipped templates the harness renders. */
+/** The shipped template of a Redis server of the group, rendered by the harness. */
 export const REDIS_TEMPLATE = fileURLToPath(new URL('../../../deploy/redis/redis.conf.template', import.meta.url));
+/** The shipped template of a Sentinel, rendered by the harness. */
 export const SENTINEL_TEMPLATE = fileURLToPath(new URL('../../../deploy/redis/sentinel.conf.template', import.meta.url));
 
 /** Sentinel's name of the primary in the test group. */
