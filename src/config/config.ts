@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseRedisUrl } from '../ha/redis-url.js';
 
 /**
  * Which jobs one process runs: the HTTP API, the order writer (queue → database, expiry),
@@ -43,7 +44,7 @@ export interface SeckillConfig {
   readonly databaseReplicaUrls: readonly string[];
   /** Most replication lag a replica may have and still serve those reads; beyond it the primary answers. */
   readonly databaseReplicaMaxLagMs: number;
-  /** Empty: the in-process stock store. `redis://…`: Redis. */
+  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. */
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
   /** Bearer token for /api/admin; generated into dataDir when empty. */
@@ -447,10 +448,14 @@ function checkCombination(config: SeckillConfig): void {
       `invalid configuration SECKILL_DATABASE_URL=${JSON.stringify(redactUrl(config.databaseUrl))}: it must start with sqlite:, mysql://, mariadb://, postgres:// or postgresql://`,
     );
   }
-  if (config.redisUrl && !/^rediss?:\/\//.test(config.redisUrl)) {
-    throw new ConfigError(
-      `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: it must start with redis:// or rediss:// (or be empty for the in-process stock store)`,
-    );
+  if (config.redisUrl) {
+    try {
+      parseRedisUrl(config.redisUrl);
+    } catch (error) {
+      throw new ConfigError(
+        `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: ${(error as Error).message} (or leave it empty for the in-process stock store)`,
+      );
+    }
   }
   const family = (url: string): string => (/^(mysql|mariadb):/i.test(url) ? 'mysql' : /^postgres(ql)?:/i.test(url) ? 'postgres' : 'sqlite');
   const strangers = config.databaseReplicaUrls.filter((url) => family(url) !== family(config.databaseUrl));

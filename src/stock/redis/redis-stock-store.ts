@@ -1,4 +1,7 @@
-import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { RedisConnection } from '../../ha/redis-connection.js';
+import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
 import type {
   QueuedOrder,
   QueueEntryRef,
@@ -71,15 +74,19 @@ const MAX_UNCONFIRMED = 65_536;
  * @example
  * ```ts
  * const store = await RedisStockStore.connect('redis://127.0.0.1:6379/0', { durability: 'replica' });
+ * // or through Sentinel, following failovers:
+ * const ha = await RedisStockStore.connect('redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/seckill');
  * ```
  */
 export class RedisStockStore implements StockStore {
   readonly kind = 'redis';
-  readonly #client: Redis;
-  readonly #ownsClient: boolean;
+  /** The client in use; replaced by {@link RedisConnection} when an owned client ends unexpectedly. */
+  #client!: Redis;
+  /** Set when this store made its client from a URL (and so owns, heals and closes it). */
+  readonly #owned: RedisConnection | undefined;
   readonly #options: ResolvedOptions;
   readonly #keys: StockKeys;
-  readonly #scripts: StockScripts;
+  #scripts!: StockScripts;
   /** Counts connections made ready: a `WAIT` only covers writes made on its own connection. */
   #connection = 0;
   readonly #onReady = (): void => {
@@ -92,11 +99,14 @@ export class RedisStockStore implements StockStore {
   /** The `WAIT` on the wire, if any. */
   #waitInFlight: Promise<unknown> | null = null;
   #readTurn = 0;
+  /** The token of this process's latest pause of each sale, until its warm-up uses it. */
+  readonly #pauseTokens = new Map<number, string>();
 
   /**
    * Creates a store and waits until Redis answers.
    *
-   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL (see `src/ha/redis-url.ts`),
+   *   or a client (which the caller keeps owning).
    * @throws when Redis cannot be reached within `connectTimeoutMs`.
    */
   static async connect(connection: string | Redis, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
@@ -114,11 +124,11 @@ export class RedisStockStore implements StockStore {
    * Prefer {@link RedisStockStore.connect}: a store made here from a URL connects in the
    * background and refuses calls until connected.
    *
-   * @param connection - a `redis://host:port/db` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL, or a client (which the caller keeps owning).
+   * @throws {RedisUrlError} when the URL cannot be read.
    */
   constructor(connection: string | Redis, options: RedisStockStoreOptions = {}) {
     this.#options = resolveOptions(options);
-    this.#ownsClient = typeof connection === 'string';
     const clientTimeout = typeof connection === 'string' ? this.#options.commandTimeoutMs : connection.options.commandTimeout;
     if (this.#options.durability === 'replica' && clientTimeout !== undefined && this.#options.replicaTimeoutMs >= clientTimeout) {
       throw new RangeError(
@@ -126,17 +136,42 @@ export class RedisStockStore implements StockStore {
           'otherwise WAIT times out as a failed command; lower replicaTimeoutMs or raise commandTimeoutMs',
       );
     }
-    this.#client = typeof connection === 'string' ? createClient(connection, this.#options) : connection;
     this.#keys = new StockKeys(this.#options.keyPrefix);
-    this.#scripts = new StockScripts(this.#client);
-    if (this.#client.status === 'ready') this.#connection = 1;
-    this.#client.on('ready', this.#onReady);
+    if (typeof connection === 'string') {
+      this.#owned = new RedisConnection(parseRedisUrl(connection), {
+        commandTimeoutMs: this.#options.commandTimeoutMs,
+        connectTimeoutMs: this.#options.connectTimeoutMs,
+        autoPipelining: this.#options.autoPipelining,
+      });
+      this.#owned.onClient((client) => this.#adopt(client));
+    } else {
+      this.#owned = undefined;
+      this.#adopt(connection);
+    }
   }
 
   /**
-   * Pauses the sale, loads buyers and released orders in chunks under staging keys, then swaps
-   * them in and sets the epoch in one script. If it fails half-way the sale stays paused
-   * (refusing purchases) until a warm-up succeeds: a half-loaded sale never sells.
+   * How many times the client this store owns ended unexpectedly and was replaced (the
+   * ioredis failover defect, see `src/ha/redis-connection.ts`); 0 for a client passed in.
+   */
+  get clientReplacements(): number {
+    return this.#owned?.replacements ?? 0;
+  }
+
+  /**
+   * Pauses the sale (unless this process paused it with {@link RedisStockStore.pause} since
+   * its last warm-up: then the counts were taken under that pause), loads buyers and released
+   * orders in chunks under staging keys, then swaps them in and sets the epoch in one script.
+   * If it fails half-way the sale stays paused (refusing purchases) until a warm-up succeeds:
+   * a half-loaded sale never sells.
+   *
+   * Several writer processes may rebuild the same lost sale at once. Only the warm-up of the
+   * process that paused it last lands: its counts were taken while nobody could sell. An
+   * earlier one would swap in a remaining count that misses what was sold after another
+   * rebuild finished, and sell those units twice.
+   *
+   * @throws Error `STALE_WARMUP …` when another process paused the sale after this one; nothing
+   *   was changed, and that process's warm-up is the one that counts.
    */
   async warm(warmup: SaleWarmup): Promise<void> {
     const checked = checkWarmup(warmup);
@@ -144,7 +179,8 @@ export class RedisStockStore implements StockStore {
     const staging = this.#keys.staging(checked.saleId, checked.epoch);
     await this.#client.sadd(this.#keys.registry, checked.saleId);
     // Paused from the first chunk on: buyers still loading must not be able to buy again.
-    await this.#client.hdel(keys.state, 'epoch');
+    const token = this.#pauseTokens.get(checked.saleId) ?? (await this.#pauseWithToken(checked.saleId));
+    this.#pauseTokens.delete(checked.saleId);
     await this.#client.del(staging.buyers, staging.released);
     for (let i = 0; i < checked.buyers.length; i += WARM_CHUNK) {
       const chunk = checked.buyers.slice(i, i + WARM_CHUNK).flat();
@@ -154,7 +190,7 @@ export class RedisStockStore implements StockStore {
       const chunk = checked.released.slice(i, i + WARM_CHUNK);
       await Promise.all([this.#client.sadd(staging.released, ...chunk), this.#client.pexpire(staging.released, STAGING_TTL_MS)]);
     }
-    await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP);
+    await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP, token);
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
@@ -164,7 +200,29 @@ export class RedisStockStore implements StockStore {
     if (result.code === ReserveCode.Reserved && this.#options.durability === 'replica') {
       this.#rememberUnconfirmed(`${request.saleId}:${request.orderId}`);
     }
+    if (result.code === ReserveCode.Duplicate && this.#options.durability === 'replica') {
+      await this.#confirmExisting(request.saleId, result.orderId!);
+    }
     return result;
+  }
+
+  /**
+   * With `durability: replica`, a buyer's retry must not get a 2xx for an order no replica
+   * has: the first attempt may have been answered 503 because `WAIT` returned 0 (a primary
+   * cut off from its replica, e.g. frozen and thawed after a failover), and that order
+   * vanishes if this primary is demoted. The order may have been written on another
+   * connection (another API node), and `WAIT` only covers writes of its own connection, so
+   * this connection first writes a mark (after the order, in the replication stream), then
+   * waits for a replica to have it.
+   *
+   * @throws when no replica confirms in time; the caller answers 503 and the buyer retries.
+   */
+  async #confirmExisting(saleId: number, orderId: string): Promise<void> {
+    await this.#client.set(this.#keys.durabilityMark(saleId), orderId, 'PX', 60_000);
+    this.#rememberUnconfirmed(`${saleId}:${orderId}`);
+    if (!(await this.awaitDurable(saleId, orderId))) {
+      throw new Error(`order ${orderId} of sale ${saleId} is not confirmed by a Redis replica yet; retry`);
+    }
   }
 
   /**
@@ -200,8 +258,21 @@ export class RedisStockStore implements StockStore {
     return { remaining: Number(remaining), epoch, pending: length };
   }
 
+  /**
+   * Takes the sale's epoch away (purchases answer NotWarmed) and marks the state with a new
+   * pause token, which the next {@link RedisStockStore.warm} of this process presents.
+   */
   async pause(saleId: number): Promise<void> {
-    await this.#client.hdel(this.#keys.sale(saleId).state, 'epoch');
+    this.#pauseTokens.set(saleId, await this.#pauseWithToken(saleId));
+  }
+
+  async #pauseWithToken(saleId: number): Promise<string> {
+    const token = randomUUID();
+    const state = this.#keys.sale(saleId).state;
+    const replies = await this.#client.multi().hdel(state, 'epoch').hset(state, 'rebuilding', token).exec();
+    const failed = replies?.find(([error]) => error)?.[0];
+    if (!replies || failed) throw failed ?? new Error(`pausing sale ${saleId}: the transaction was aborted; retry`);
+    return token;
   }
 
   findQueued(saleId: number, orderId: string): Promise<string | null> {
@@ -305,13 +376,21 @@ export class RedisStockStore implements StockStore {
   /** Closes the connection if this store opened it; a client passed in stays open. */
   async close(): Promise<void> {
     this.#client.off('ready', this.#onReady);
-    if (!this.#ownsClient || this.#client.status === 'end') return;
-    try {
-      await this.#client.quit();
-    } catch {
-      // Not connected: nothing to say goodbye to.
-    }
-    this.#client.disconnect();
+    await this.#owned?.close();
+  }
+
+  /**
+   * Sends everything on `client` from now on: registers the Lua scripts on it (a new client
+   * knows no script; NOSCRIPT after a failover is handled by `defineCommand`) and counts its
+   * connections, so a `WAIT` on it never vouches for writes made on an earlier client.
+   */
+  #adopt(client: Redis): void {
+    this.#client?.off('ready', this.#onReady);
+    this.#client = client;
+    this.#scripts = new StockScripts(client);
+    // A new client is a new connection even before it is ready.
+    this.#connection += 1;
+    client.on('ready', this.#onReady);
   }
 
   async #whenReady(url: string | undefined): Promise<void> {
@@ -323,7 +402,7 @@ export class RedisStockStore implements StockStore {
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Error): void => {
         clearTimeout(timer);
-        client.off('ready', onReady).off('error', onError).off('end', onEnd);
+        client.off('ready', onReady).off('error', onError).off('end', onEnd).off('sentinelError', onError);
         if (error) reject(error);
         else resolve();
       };
@@ -331,7 +410,7 @@ export class RedisStockStore implements StockStore {
       const onError = (error: Error): void => {
         lastError = error;
       };
-      const where = url === undefined ? 'Redis' : `Redis at ${redactedUrl(url)}`;
+      const where = url === undefined ? 'Redis' : `Redis at ${describeRedisEndpoint(parseRedisUrl(url))}`;
       const because = (): string => (lastError ? ` (last error: ${lastError.message})` : '');
       const onEnd = (): void => settle(new Error(`${where} closed the connection before it was ready${because()}`));
       const timer = setTimeout(
@@ -345,6 +424,8 @@ export class RedisStockStore implements StockStore {
         this.#options.connectTimeoutMs,
       );
       client.on('ready', onReady).on('error', onError).on('end', onEnd);
+      // Sentinel mode: why a Sentinel could not name the primary (down, or a wrong master name).
+      client.on('sentinelError', onError);
     });
   }
 
@@ -419,33 +500,6 @@ function resolveOptions(options: RedisStockStoreOptions): ResolvedOptions {
     }
   }
   return Object.freeze(resolved);
-}
-
-/** A client that fails fast: while Redis is unreachable, calls reject instead of piling up. */
-function createClient(url: string, options: ResolvedOptions): Redis {
-  const client = new Redis(url, {
-    commandTimeout: options.commandTimeoutMs,
-    connectTimeout: options.connectTimeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    enableAutoPipelining: options.autoPipelining,
-    // A demoted primary answers READONLY: reconnect, so DNS or the proxy can lead to the new one.
-    reconnectOnError: (error) => error.message.startsWith('READONLY'),
-  });
-  // Without a listener ioredis prints every reconnect failure; ping() is how health is seen.
-  client.on('error', () => undefined);
-  return client;
-}
-
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'the configured URL';
-  }
 }
 
 /**

@@ -61,6 +61,14 @@ export class StockKeys {
     return { buyers: `${base}:buyers`, released: `${base}:released` };
   }
 
+  /**
+   * A short-lived key written only to give a connection a replication offset past what it
+   * just read, so a `WAIT` on that connection covers it (see `RedisStockStore.reserve`).
+   */
+  durabilityMark(saleId: number): string {
+    return `${this.#saleBase(saleId)}:durability-mark`;
+  }
+
   /** Counter of one IP's requests during one second. */
   ipRequests(ip: string, second: number): string {
     return `${this.#prefix}rl:ip:${ip}:${second}`;

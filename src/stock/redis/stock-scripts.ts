@@ -97,17 +97,18 @@ export class StockScripts {
     return code as ReleaseCode;
   }
 
-  /** See `warm-7.lua`. */
+  /** See `warm-7.lua`; rejects with `STALE_WARMUP` when another process paused the sale after `pauseToken`. */
   async warm(
     keys: SaleKeys,
     staging: { readonly buyers: string; readonly released: string },
     state: { readonly stock: number; readonly remaining: number; readonly epoch: string },
     group: string,
+    pauseToken: string,
   ): Promise<void> {
     await this.#run(
       'warm',
       [keys.state, keys.buyers, keys.released, keys.holders, keys.orders, staging.buyers, staging.released],
-      [state.stock, state.remaining, state.epoch, group],
+      [state.stock, state.remaining, state.epoch, group, pauseToken],
     );
   }
 

@@ -4,6 +4,12 @@
   the sale has no epoch (the caller paused it), so a half-loaded warm-up never sells.
   Queued orders are kept, and their users stay buyers even if the staged list missed them.
 
+  Fenced: the caller paused the sale with a token (field `rebuilding` of the state). If the
+  state holds another token now, another process paused the sale after this caller counted
+  its orders: this caller's counts may be stale (the other one may even have finished and
+  sold since), so nothing is changed and STALE_WARMUP is returned as an error. The process
+  that paused last is the one whose warm-up lands.
+
   Input:
     KEYS[1] state hash: remaining, stock, epoch
     KEYS[2] buyers hash: user id -> order id
@@ -17,9 +23,14 @@
     ARGV[2] remaining
     ARGV[3] epoch
     ARGV[4] consumer group of the order writers
+    ARGV[5] the caller's pause token
 
-  Output: 0
+  Output: 0, or the error STALE_WARMUP
 ]]
+if redis.call('HGET', KEYS[1], 'rebuilding') ~= ARGV[5] then
+  return redis.error_reply('STALE_WARMUP the sale was paused again by another process after this warm-up began')
+end
+
 redis.call('DEL', KEYS[2], KEYS[3])
 if redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('RENAME', KEYS[6], KEYS[2])
