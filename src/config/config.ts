@@ -71,7 +71,9 @@ export interface SeckillConfig {
   /**
    * With Redis stock and both api and writer roles, run the order writer (and the payment
    * window and repair sweeps) in a worker thread, so batch writes never hold up the
-   * purchase path's event loop and the process uses a second core.
+   * purchase path's event loop. Off by default: on the 2-core machine the benchmark runs
+   * on, the thread cost more CPU per purchase than it freed (see docs/benchmarks.md); it
+   * pays where the process has a core to itself beside the load.
    */
   readonly writerThread: boolean;
   /** How often unpaid orders past their payment window are expired. */
@@ -193,7 +195,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'redisAutoPipelining', kind: { type: 'boolean' }, fallback: true },
   { key: 'writerBatchSize', kind: { type: 'integer', min: 1, max: 10_000 }, fallback: 1000 },
   { key: 'writerClaimIdleMs', kind: { type: 'integer', min: 100, max: 3_600_000 }, fallback: 10_000 },
-  { key: 'writerThread', kind: { type: 'boolean' }, fallback: true },
+  { key: 'writerThread', kind: { type: 'boolean' }, fallback: false },
   { key: 'expiryIntervalMs', kind: { type: 'integer', min: 10, max: 3_600_000 }, fallback: 1000 },
   { key: 'reconcileIntervalMs', kind: { type: 'integer', min: 0, max: 3_600_000 }, fallback: 5000 },
   { key: 'defaultPaymentWindowSeconds', kind: { type: 'integer', min: 1, max: 30 * 86_400 }, fallback: 900 },
