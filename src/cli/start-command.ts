@@ -64,7 +64,15 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     };
     for (let i = 0; i < config.workers; i++) fork(i);
     cluster.on('exit', (worker, code, signal) => {
-      if (stopping) return;
+      if (stopping) {
+        // A worker that could not drain and stop cleanly fails the node's stop, as the single
+        // process would: the service manager (or the operator's script) must see it.
+        if (code !== 0) {
+          log.error({ pid: worker.process.pid, code, signal }, 'worker did not stop cleanly');
+          process.exitCode = 1;
+        }
+        return;
+      }
       log.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
       fork(indexOf.get(worker.id) ?? 0);
     });
