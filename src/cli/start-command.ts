@@ -1,9 +1,7 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
-import { startNode } from '../app/seckill-node.js';
 import type { SeckillConfig } from '../config/index.js';
-import { openDatabase } from '../db/open-database.js';
 import { commandConfigWithSecrets, serverUrl } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
 
@@ -50,6 +48,9 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
   const log = pino({ level: config.logLevel, name: 'seckill' });
 
   if (config.workers > 1 && cluster.isPrimary) {
+    // The primary only migrates and supervises: it never loads the HTTP server or the stock
+    // store, so it starts sooner and stays small.
+    const { openDatabase } = await import('../db/open-database.js');
     const db = await openDatabase(config.databaseUrl);
     try {
       const outcome = await db.migrate();
@@ -87,6 +88,7 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
   }
 
   const index = process.env.SECKILL_WORKER_INDEX ?? '0';
+  const { startNode } = await import('../app/seckill-node.js');
   const node = await startNode(config, {
     log,
     migrate: cluster.isPrimary,
