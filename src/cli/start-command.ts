@@ -58,6 +58,13 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     } finally {
       await db.close();
     }
+    // The kernel, not the primary, hands connections to the workers. With node's default
+    // round-robin the primary accepts each connection and passes it to a worker over IPC; a
+    // worker killed while one is on its way leaves that connection open in the primary with
+    // nobody to answer, and HAProxy waits `timeout server` (10 s) for a 504. With a shared
+    // listening socket a dead worker's connections are reset at once (HAProxy replays them),
+    // and those not yet accepted wait in the backlog for the surviving workers.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     let stopping = false;
     const indexOf = new Map<number, number>();
     const fork = (index: number): void => {
