@@ -85,11 +85,15 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
       fork(indexOf.get(worker.id) ?? 0);
     });
     const stop = (): void => {
+      if (stopping) return;
       stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // `on`, not `once`: a repeated signal must not fall through to the default action, which
+    // would kill the primary and, with it, every worker mid-drain (a worker exits as soon as
+    // its primary is gone). SIGKILL is there for an operator who wants it over at once.
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
     if (generated) process.stdout.write(`${tryItBlock(config)}\n`);
     return;
   }
@@ -102,7 +106,10 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     consumer: `${hostname()}:${process.pid}:${index}`,
   });
   if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
+  let stopping = false;
   const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal }, 'stopping: draining in-flight requests and the writer batch');
     // Unready first, listener closed drainMs later: the balancer stops sending before
     // connections are refused, so no request of a rolling restart fails.
@@ -114,6 +121,12 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // A cluster worker hears a stop signal twice when the whole process group is signalled
+  // (systemd's default KillMode=control-group, Ctrl-C in a terminal): directly and forwarded
+  // by its primary. With `once` the second would find no listener and kill it mid-drain, so
+  // a worker keeps listening; the single process keeps `once`, where a second signal still
+  // stops at once.
+  const listen = cluster.isWorker ? process.on.bind(process) : process.once.bind(process);
+  listen('SIGTERM', () => shutdown('SIGTERM'));
+  listen('SIGINT', () => shutdown('SIGINT'));
 }
