@@ -1,5 +1,4 @@
 import { mintUserToken } from '../http/auth.js';
-import { openDatabase } from '../db/open-database.js';
 import type { ReconcileReport } from '../orders/reconciler.js';
 import { callAdmin } from './admin-client.js';
 import { commandConfig, commandConfigWithSecrets, serverUrl } from './cli-config.js';
@@ -8,6 +7,8 @@ import type { GlobalOptions } from './cli-config.js';
 /** `seckill migrate`: brings the configured database's schema up to date. */
 export async function migrateCommand(global: GlobalOptions): Promise<number> {
   const config = commandConfig(global);
+  // The database drivers are the heaviest modules here; the other commands never need them.
+  const { openDatabase } = await import('../db/open-database.js');
   const db = await openDatabase(config.databaseUrl);
   try {
     const outcome = await db.migrate();

@@ -1,18 +1,13 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../backup/byte-size.js';
 import type { ProgressEvent } from '../backup/backup-progress.js';
-import { listBackups, passedDrillIds } from '../backup/backup-catalog.js';
+// Only types come from the backup modules up front: each action imports what it runs, so
+// registering these commands (every `seckill` call does) loads no AWS SDK or database driver.
 import type { CatalogListing } from '../backup/backup-catalog.js';
-import { pruneBackups } from '../backup/prune-backups.js';
 import type { PruneResult } from '../backup/prune-backups.js';
-import { restoreBackup } from '../backup/restore-backup.js';
 import type { RestoreResult } from '../backup/restore-backup.js';
-import { restoreFiles } from '../backup/restore-files.js';
 import type { RestoreFilesResult } from '../backup/restore-files.js';
-import { runBackup } from '../backup/run-backup.js';
 import type { BackupRunResult } from '../backup/run-backup.js';
-import { closeTarget, openTargets } from '../backup/targets/open-target.js';
-import { verifyBackups } from '../backup/verify-backup.js';
 import type { VerifyRunResult } from '../backup/verify-backup.js';
 import { ConfigError } from '../config/index.js';
 import { commandConfig } from './cli-config.js';
@@ -165,6 +160,7 @@ export function registerBackupCommands(program: Command, global: () => GlobalOpt
     .action(
       action(async (options: { db?: boolean; files?: boolean; target?: string[]; json?: boolean }) => {
         const config = commandConfig(global());
+        const { runBackup } = await import('../backup/run-backup.js');
         const result = await runBackup(config, { db: options.db === true, files: options.files === true, targets: options.target }, showProgress);
         emit(options.json, result, printRun);
         return result.error ? 1 : 0;
@@ -179,6 +175,10 @@ export function registerBackupCommands(program: Command, global: () => GlobalOpt
     .action(
       action(async (options: { target?: string[]; json?: boolean }) => {
         const config = commandConfig(global());
+        const [{ listBackups, passedDrillIds }, { closeTarget, openTargets }] = await Promise.all([
+          import('../backup/backup-catalog.js'),
+          import('../backup/targets/open-target.js'),
+        ]);
         const targets = openTargets(config.backupTargets, options.target);
         const listings: (CatalogListing & { drilled: string[] })[] = [];
         let failed = false;
@@ -215,6 +215,7 @@ export function registerBackupCommands(program: Command, global: () => GlobalOpt
           return 2;
         }
         const config = commandConfig(global());
+        const { verifyBackups } = await import('../backup/verify-backup.js');
         const result = await verifyBackups(config, { ids, all: options.all, targets: options.target }, showProgress);
         emit(options.json, result, printVerify);
         return result.error ? 1 : 0;
@@ -230,6 +231,7 @@ export function registerBackupCommands(program: Command, global: () => GlobalOpt
     .action(
       action(async (options: { apply?: boolean; target?: string[]; json?: boolean }) => {
         const config = commandConfig(global());
+        const { pruneBackups } = await import('../backup/prune-backups.js');
         const result = await pruneBackups(config, { apply: options.apply === true, targets: options.target }, showProgress);
         emit(options.json, result, printPrune);
         return result.error ? 1 : 0;
@@ -255,9 +257,11 @@ export function registerBackupCommands(program: Command, global: () => GlobalOpt
         const config = commandConfig(global());
         const results: { database?: RestoreResult; files?: RestoreFilesResult } = {};
         if (options.to !== undefined) {
+          const { restoreBackup } = await import('../backup/restore-backup.js');
           results.database = await restoreBackup(config, { id, to: options.to, target: options.target, force: options.force, until: options.until }, showProgress);
         }
         if (options.filesTo !== undefined && (results.database === undefined || results.database.ok)) {
+          const { restoreFiles } = await import('../backup/restore-files.js');
           results.files = await restoreFiles(config, { id, to: options.filesTo, target: options.target }, showProgress);
         }
         if (options.json) out(JSON.stringify(results.database && !results.files ? results.database : results, null, 2));

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../config/index.js';
 import type { SeckillConfig } from '../config/index.js';
+// The HAProxy runtime client is small (node:net); the MariaDB client (mysql2) is imported by
+// the actions that connect, so registering these commands costs every `seckill` call nothing.
 import { HaproxyRuntimeError, WriterBalancer } from '../ha/mariadb-haproxy.js';
 import type { WriterServerState } from '../ha/mariadb-haproxy.js';
-import { promoteMariaDb } from '../ha/mariadb-promotion.js';
 import type { PromotionResult } from '../ha/mariadb-promotion.js';
-import { inspectMariaDb, parseMariaDbServers } from '../ha/mariadb-servers.js';
 import type { MariaDbServerReport } from '../ha/mariadb-servers.js';
 import { commandConfig } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
@@ -109,6 +109,7 @@ export function registerDbCommands(program: Command, global: () => GlobalOptions
     .action(
       action(async (options: TopologyOptions & { candidate?: string; timeout?: string; dryRun?: boolean }) => {
         const config = topologyConfig(global(), options);
+        const [{ promoteMariaDb }, { parseMariaDbServers }] = await Promise.all([import('../ha/mariadb-promotion.js'), import('../ha/mariadb-servers.js')]);
         const result = await promoteMariaDb({
           servers: parseMariaDbServers(config.mariadbServers),
           haproxySocket: requireSocket(config),
@@ -127,6 +128,7 @@ export function registerDbCommands(program: Command, global: () => GlobalOptions
   topology(db.command('status').description("each MariaDB server's role, GTID positions, replication lag and HAProxy state")).action(
     action(async (options: TopologyOptions) => {
       const config = topologyConfig(global(), options);
+      const { inspectMariaDb, parseMariaDbServers } = await import('../ha/mariadb-servers.js');
       const servers = parseMariaDbServers(config.mariadbServers);
       const socket = config.mariadbHaproxySocket;
       const [reports, states] = await Promise.all([

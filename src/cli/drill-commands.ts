@@ -1,11 +1,9 @@
 import { createServer } from 'node:http';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { ConfigError } from '../config/index.js';
-import { runDrill } from '../drill/index.js';
+// The drill and the ops role (database drivers, the AWS SDK, pino, prom-client) are imported
+// when `drill` or `scheduler` runs, not when every `seckill` call registers these commands.
 import type { DrillReport } from '../drill/index.js';
-import { startOps } from '../ops/ops-role.js';
 import { commandConfig } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
 
@@ -71,6 +69,7 @@ function summary(report: DrillReport): string {
  */
 export async function drillCommand(global: GlobalOptions, options: DrillCommandOptions, io: CommandOutput = STDIO): Promise<number> {
   const config = commandConfig(global);
+  const [{ pino }, { runDrill }] = await Promise.all([import('pino'), import('../drill/index.js')]);
   // Logs go to stderr with the progress: stdout holds only the summary or the JSON.
   const log = pino({ level: 'warn', name: 'seckill-drill' }, pino.destination(2));
   const report = await runDrill(
@@ -94,6 +93,7 @@ export interface SchedulerCommandOptions {
  */
 export async function schedulerCommand(global: GlobalOptions, options: SchedulerCommandOptions, io: CommandOutput = STDIO): Promise<number> {
   const config = commandConfig(global);
+  const [{ pino }, { Registry }, { startOps }] = await Promise.all([import('pino'), import('prom-client'), import('../ops/ops-role.js')]);
   const log = pino({ level: config.logLevel, name: 'seckill' });
   const registry = new Registry();
   let port: number | undefined;

@@ -1,16 +1,16 @@
 #!/usr/bin/env node
+// Only commander, the configuration and the command registrations load up front; each
+// command's implementation (fastify, database drivers, the AWS SDK…) is imported by its
+// action, so `seckill --help`, `seckill token` or `seckill db promote` during an outage do
+// not pay for modules they never use.
 import { Command } from 'commander';
 import { ConfigError } from '../config/index.js';
 import { AdminApiError } from './admin-client.js';
-import { migrateCommand, reconcileCommand, saleCreateCommand, saleListCommand, tokenCommand } from './admin-commands.js';
-import type { GlobalOptions } from './cli-config.js';
-import { runBaseBackup } from '../backup/log-archiving.js';
 import { registerBackupCommands } from './backup-commands.js';
-import { registerDbCommands } from './db-commands.js';
 import { commandConfig } from './cli-config.js';
-import { demoCommand } from './demo-command.js';
+import type { GlobalOptions } from './cli-config.js';
+import { registerDbCommands } from './db-commands.js';
 import { registerDrillCommands } from './drill-commands.js';
-import { startCommand } from './start-command.js';
 
 /** Runs a command's action; expected failures print one clear line and exit 1, not a stack trace. */
 function action<A extends unknown[]>(run: (...args: A) => Promise<number | void> | number | void) {
@@ -42,12 +42,12 @@ program
   .option('--role <roles>', 'comma-separated roles: api, writer, ops (run ops in one process only)')
   .option('--host <host>', 'address to listen on')
   .option('--port <port>', 'port to listen on')
-  .action(action((options) => startCommand(global(), options)));
+  .action(action(async (options) => (await import('./start-command.js')).startCommand(global(), options)));
 
 program
   .command('migrate')
   .description('bring the database schema up to date')
-  .action(action(() => migrateCommand(global())));
+  .action(action(async () => (await import('./admin-commands.js')).migrateCommand(global())));
 
 const sale = program.command('sale').description('manage sales on the running server');
 sale
@@ -61,20 +61,20 @@ sale
   .option('--payment-window <seconds>', 'seconds a buyer has to pay (default 900)')
   .option('--url <url>', 'server base URL (default from configuration)')
   .option('--json', 'print the created sale as JSON')
-  .action(action((options) => saleCreateCommand(global(), options)));
+  .action(action(async (options) => (await import('./admin-commands.js')).saleCreateCommand(global(), options)));
 sale
   .command('list')
   .description('list sales, newest first')
   .option('--url <url>', 'server base URL (default from configuration)')
   .option('--json', 'print JSON')
-  .action(action((options) => saleListCommand(global(), options)));
+  .action(action(async (options) => (await import('./admin-commands.js')).saleListCommand(global(), options)));
 
 program
   .command('token')
   .description('print a user token (JWT, HS256) signed with the configured secret')
   .requiredOption('--user <id>', 'user id (the token subject)')
   .option('--ttl <seconds>', 'lifetime in seconds', '3600')
-  .action(action((options) => tokenCommand(global(), options)));
+  .action(action(async (options) => (await import('./admin-commands.js')).tokenCommand(global(), options)));
 
 program
   .command('reconcile')
@@ -83,7 +83,7 @@ program
   .option('--sale <id>', 'only this sale')
   .option('--url <url>', 'server base URL (default from configuration)')
   .option('--json', 'print the report as JSON')
-  .action(action((options) => reconcileCommand(global(), options)));
+  .action(action(async (options) => (await import('./admin-commands.js')).reconcileCommand(global(), options)));
 
 program
   .command('demo')
@@ -93,7 +93,7 @@ program
   .option('--concurrency <n>', 'requests in flight', '64')
   .option('--url <url>', 'server base URL (default from configuration)')
   .option('--json', 'print the summary as JSON')
-  .action(action((options) => demoCommand(global(), options)));
+  .action(action(async (options) => (await import('./demo-command.js')).demoCommand(global(), options)));
 
 program
   .command('base-backup')
@@ -101,6 +101,7 @@ program
   .option('--json', 'print the base backup record as JSON')
   .action(
     action(async (options: { json?: boolean }) => {
+      const { runBaseBackup } = await import('../backup/log-archiving.js');
       const base = await runBaseBackup(commandConfig(global()));
       process.stdout.write(options.json ? `${JSON.stringify(base)}\n` : `base backup ${base.id} stored at ${base.key} (WAL from ${base.startLsn})\n`);
     }),

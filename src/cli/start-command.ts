@@ -1,9 +1,7 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
-import { startNode } from '../app/seckill-node.js';
 import type { SeckillConfig } from '../config/index.js';
-import { openDatabase } from '../db/open-database.js';
 import { commandConfigWithSecrets, serverUrl } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
 
@@ -50,6 +48,9 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
   const log = pino({ level: config.logLevel, name: 'seckill' });
 
   if (config.workers > 1 && cluster.isPrimary) {
+    // The primary only migrates and supervises: it never loads the HTTP server or the stock
+    // store, so it starts sooner and stays small.
+    const { openDatabase } = await import('../db/open-database.js');
     const db = await openDatabase(config.databaseUrl);
     try {
       const outcome = await db.migrate();
@@ -57,6 +58,13 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     } finally {
       await db.close();
     }
+    // The kernel, not the primary, hands connections to the workers. With node's default
+    // round-robin the primary accepts each connection and passes it to a worker over IPC; a
+    // worker killed while one is on its way leaves that connection open in the primary with
+    // nobody to answer, and HAProxy waits `timeout server` (10 s) for a 504. With a shared
+    // listening socket a dead worker's connections are reset at once (HAProxy replays them),
+    // and those not yet accepted wait in the backlog for the surviving workers.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     let stopping = false;
     const indexOf = new Map<number, number>();
     const fork = (index: number): void => {
@@ -64,28 +72,44 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     };
     for (let i = 0; i < config.workers; i++) fork(i);
     cluster.on('exit', (worker, code, signal) => {
-      if (stopping) return;
+      if (stopping) {
+        // A worker that could not drain and stop cleanly fails the node's stop, as the single
+        // process would: the service manager (or the operator's script) must see it.
+        if (code !== 0) {
+          log.error({ pid: worker.process.pid, code, signal }, 'worker did not stop cleanly');
+          process.exitCode = 1;
+        }
+        return;
+      }
       log.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
       fork(indexOf.get(worker.id) ?? 0);
     });
     const stop = (): void => {
+      if (stopping) return;
       stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // `on`, not `once`: a repeated signal must not fall through to the default action, which
+    // would kill the primary and, with it, every worker mid-drain (a worker exits as soon as
+    // its primary is gone). SIGKILL is there for an operator who wants it over at once.
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
     if (generated) process.stdout.write(`${tryItBlock(config)}\n`);
     return;
   }
 
   const index = process.env.SECKILL_WORKER_INDEX ?? '0';
+  const { startNode } = await import('../app/seckill-node.js');
   const node = await startNode(config, {
     log,
     migrate: cluster.isPrimary,
     consumer: `${hostname()}:${process.pid}:${index}`,
   });
   if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
+  let stopping = false;
   const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal }, 'stopping: draining in-flight requests and the writer batch');
     // Unready first, listener closed drainMs later: the balancer stops sending before
     // connections are refused, so no request of a rolling restart fails.
@@ -97,6 +121,12 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // A cluster worker hears a stop signal twice when the whole process group is signalled
+  // (systemd's default KillMode=control-group, Ctrl-C in a terminal): directly and forwarded
+  // by its primary. With `once` the second would find no listener and kill it mid-drain, so
+  // a worker keeps listening; the single process keeps `once`, where a second signal still
+  // stops at once.
+  const listen = cluster.isWorker ? process.on.bind(process) : process.once.bind(process);
+  listen('SIGTERM', () => shutdown('SIGTERM'));
+  listen('SIGINT', () => shutdown('SIGINT'));
 }

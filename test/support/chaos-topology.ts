@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { AppClient } from './app-client.js';
 import { TEST_SECRETS } from './app-node.js';
 import { startAppProcess } from './app-process.js';
@@ -9,7 +10,7 @@ import { startRedis } from './redis-server.js';
 import type { RedisServer } from './redis-server.js';
 import { freshDatabaseUrl } from './servers.js';
 
-/** One `seckill start` node (api + writer) behind HAProxy, under a fixed name and port. */
+/** One `seckill start` node (api + writer; a cluster primary with `workers`) behind HAProxy, under a fixed name and port. */
 export interface ApiNode {
   readonly name: string;
   readonly port: number;
@@ -30,6 +31,8 @@ export interface ApiTopology {
   kill(node: ApiNode, signal: NodeJS.Signals): Promise<void>;
   /** Starts the node again on its port and waits until HAProxy's checks see it UP. */
   restart(node: ApiNode): Promise<void>;
+  /** Pids of the node's cluster workers (children of its primary); empty without `workers` or when it is down. */
+  workerPids(node: ApiNode): number[];
   stop(): Promise<void>;
 }
 
@@ -44,12 +47,33 @@ export interface ApiTopologyOptions {
   readonly redisUrl?: string;
   /** SECKILL_DATABASE_URL of the nodes (e.g. an HAProxy writer port); default: a fresh database on the private MariaDB. */
   readonly databaseUrl?: string;
+  /** `seckill start --workers N` on every node (a node cluster per host; needs Redis, which the topology has). */
+  readonly workers?: number;
+}
+
+/** Pids whose parent is `parent`, read from /proc (Linux), as `ps --ppid` would list them. */
+export function childPids(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so parse after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === parent) pids.push(Number(entry));
+  }
+  return pids.sort((a, b) => a - b);
 }
 
 /**
  * Starts the API tier of issue 5 from real processes: a private Redis, a fresh database
- * on the shared MariaDB, `nodes` `seckill start` processes (api + writer roles) and
- * HAProxy in front; resolves once HAProxy sees every node UP.
+ * on the shared MariaDB, `nodes` `seckill start` processes (api + writer roles; with
+ * `workers`, each a node cluster of that many workers) and HAProxy in front; resolves once
+ * HAProxy sees every node UP.
  */
 export async function startApiTopology(options: ApiTopologyOptions = {}): Promise<ApiTopology> {
   const count = options.nodes ?? 2;
@@ -70,11 +94,12 @@ export async function startApiTopology(options: ApiTopologyOptions = {}): Promis
       SECKILL_WRITER_CLAIM_IDLE_MS: '1000',
       ...options.env,
     };
+    const args = options.workers === undefined ? [] : ['--workers', String(options.workers)];
     const nodes: ApiNode[] = [];
     for (let i = 0; i < count; i++) {
       const port = await freePort();
       // The first node migrates alone; starting the rest in parallel would race the migration.
-      const proc = await startAppProcess(env, { port });
+      const proc = await startAppProcess(env, { port, args });
       started.push(proc);
       nodes.push({ name: String.fromCharCode(97 + i), port, process: proc });
     }
@@ -93,9 +118,13 @@ export async function startApiTopology(options: ApiTopologyOptions = {}): Promis
       },
       async restart(node) {
         if (node.process) throw new Error(`node ${node.name} still runs`);
-        node.process = await startAppProcess(env, { port: node.port });
+        node.process = await startAppProcess(env, { port: node.port, args });
         started.push(node.process);
         await proxy.waitForStatus(node.name, 'UP');
+      },
+      workerPids(node) {
+        const pid = node.process?.child.pid;
+        return options.workers === undefined || pid === undefined ? [] : childPids(pid);
       },
       async stop() {
         await proxy.stop();
