@@ -44,7 +44,7 @@ export interface SeckillConfig {
   readonly databaseReplicaUrls: readonly string[];
   /** Most replication lag a replica may have and still serve those reads; beyond it the primary answers. */
   readonly databaseReplicaMaxLagMs: number;
-  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. */
+  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. `redis-cluster://…`: a Redis Cluster. */
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
   /** Bearer token for /api/admin; generated into dataDir when empty. */
@@ -451,11 +451,18 @@ function checkCombination(config: SeckillConfig): void {
     );
   }
   if (config.redisUrl) {
+    let kind: string;
     try {
-      parseRedisUrl(config.redisUrl);
+      kind = parseRedisUrl(config.redisUrl).kind;
     } catch (error) {
       throw new ConfigError(
         `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: ${(error as Error).message} (or leave it empty for the in-process stock store)`,
+      );
+    }
+    if (kind === 'cluster' && config.durability === 'replica') {
+      throw new ConfigError(
+        'invalid configuration SECKILL_DURABILITY=replica: not supported with a Redis Cluster (SECKILL_REDIS_URL=redis-cluster://…); ' +
+          'use durability leader, or a Sentinel-managed Redis (redis-sentinel://) for replica durability',
       );
     }
   }

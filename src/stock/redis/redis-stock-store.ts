@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../../ha/redis-client.js';
 import { RedisConnection } from '../../ha/redis-connection.js';
 import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
 import type {
@@ -65,7 +66,9 @@ const MAX_UNCONFIRMED = 65_536;
 /**
  * The stock store over Redis (ioredis). Each operation on a sale is one Lua script over the
  * sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on Redis Cluster
- * because all keys of a sale share one hash tag.
+ * because all keys of a sale share one hash tag. The few keys outside any sale (the sale
+ * registry, per-IP counters) are only ever touched one key per command, so every command and
+ * script of this store has its keys in one slot. `durability: replica` is refused on a cluster.
  *
  * Clients this store creates fail fast instead of queueing: no offline queue, no retries,
  * a command timeout. Calls made while Redis is unreachable reject at once, and
@@ -76,12 +79,14 @@ const MAX_UNCONFIRMED = 65_536;
  * const store = await RedisStockStore.connect('redis://127.0.0.1:6379/0', { durability: 'replica' });
  * // or through Sentinel, following failovers:
  * const ha = await RedisStockStore.connect('redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/seckill');
+ * // or on a Redis Cluster, sales spread over its masters by their {sale:<id>} tag:
+ * const sharded = await RedisStockStore.connect('redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000');
  * ```
  */
 export class RedisStockStore implements StockStore {
   readonly kind = 'redis';
   /** The client in use; replaced by {@link RedisConnection} when an owned client ends unexpectedly. */
-  #client!: Redis;
+  #client!: RedisClient;
   /** Set when this store made its client from a URL (and so owns, heals and closes it). */
   readonly #owned: RedisConnection | undefined;
   readonly #options: ResolvedOptions;
@@ -105,11 +110,11 @@ export class RedisStockStore implements StockStore {
   /**
    * Creates a store and waits until Redis answers.
    *
-   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL (see `src/ha/redis-url.ts`),
-   *   or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db`, `redis-sentinel://…` or `redis-cluster://…` URL (see
+   *   `src/ha/redis-url.ts`), or a client (which the caller keeps owning).
    * @throws when Redis cannot be reached within `connectTimeoutMs`.
    */
-  static async connect(connection: string | Redis, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
+  static async connect(connection: string | RedisClient, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
     const store = new RedisStockStore(connection, options);
     try {
       await store.#whenReady(typeof connection === 'string' ? connection : undefined);
@@ -124,12 +129,27 @@ export class RedisStockStore implements StockStore {
    * Prefer {@link RedisStockStore.connect}: a store made here from a URL connects in the
    * background and refuses calls until connected.
    *
-   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db`, `redis-sentinel://…` or `redis-cluster://…` URL, or a client (which the caller keeps owning).
    * @throws {RedisUrlError} when the URL cannot be read.
+   * @throws {RangeError} for `durability: replica` on a Redis Cluster (not supported).
    */
-  constructor(connection: string | Redis, options: RedisStockStoreOptions = {}) {
+  constructor(connection: string | RedisClient, options: RedisStockStoreOptions = {}) {
     this.#options = resolveOptions(options);
-    const clientTimeout = typeof connection === 'string' ? this.#options.commandTimeoutMs : connection.options.commandTimeout;
+    const cluster = typeof connection === 'string' ? parseRedisUrl(connection).kind === 'cluster' : connection instanceof Cluster;
+    if (cluster && this.#options.durability === 'replica') {
+      // WAIT only covers writes of its own connection, and a cluster client holds one per
+      // master; confirming per sale's master is not built yet, so refuse rather than vouch wrongly.
+      throw new RangeError(
+        "durability 'replica' is not supported on Redis Cluster (WAIT would have to go to the master owning each sale's slot); " +
+          "use durability 'leader', or a Sentinel-managed Redis (redis-sentinel://) for replica durability",
+      );
+    }
+    const clientTimeout =
+      typeof connection === 'string'
+        ? this.#options.commandTimeoutMs
+        : connection instanceof Cluster
+          ? connection.options.redisOptions?.commandTimeout
+          : connection.options.commandTimeout;
     if (this.#options.durability === 'replica' && clientTimeout !== undefined && this.#options.replicaTimeoutMs >= clientTimeout) {
       throw new RangeError(
         `replicaTimeoutMs (${this.#options.replicaTimeoutMs}) must be below the client's command timeout (${clientTimeout}): ` +
@@ -359,13 +379,22 @@ export class RedisStockStore implements StockStore {
 
   /** Answers false, within the command timeout at worst, when Redis does not answer. */
   async ping(): Promise<boolean> {
-    if (this.#client.status !== 'ready') return false;
+    const client = this.#client;
+    if (client.status !== 'ready') return false;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<string>((resolve) => {
       timer = setTimeout(resolve, this.#options.commandTimeoutMs, 'timeout');
     });
+    // On a cluster every master must answer: PING goes to one node at random, and a ready
+    // answer that depends on which node was picked would flap while one shard is down.
+    const pong =
+      client instanceof Cluster
+        ? Promise.all(client.nodes('master').map((node) => node.ping())).then((replies) =>
+            replies.length > 0 && replies.every((reply) => reply === 'PONG') ? 'PONG' : 'no master',
+          )
+        : client.ping();
     try {
-      return (await Promise.race([this.#client.ping(), timeout])) === 'PONG';
+      return (await Promise.race([pong, timeout])) === 'PONG';
     } catch {
       return false;
     } finally {
@@ -384,7 +413,7 @@ export class RedisStockStore implements StockStore {
    * knows no script; NOSCRIPT after a failover is handled by `defineCommand`) and counts its
    * connections, so a `WAIT` on it never vouches for writes made on an earlier client.
    */
-  #adopt(client: Redis): void {
+  #adopt(client: RedisClient): void {
     this.#client?.off('ready', this.#onReady);
     this.#client = client;
     this.#scripts = new StockScripts(client);
