@@ -267,9 +267,21 @@ export class RedisStockStore implements StockStore {
     return this.#scripts.release(this.#keys.sale(saleId), orderId);
   }
 
+  /**
+   * On a cluster, a sale found present is also (re)added to the sale registry. The registry
+   * is one key on one master; if that master alone loses its data, the sales on the other
+   * masters are intact (so never rebuilt, which would register them) but unlisted, and the
+   * order writers, which drain the listed sales only, would leave their queues untouched.
+   * The periodic reconcile snapshots every active sale, so it puts them back within one
+   * interval. Best effort: a registry master that is down must not fail other sales' snapshots.
+   */
   async snapshot(saleId: number): Promise<SaleStockSnapshot | null> {
     const keys = this.#keys.sale(saleId);
-    const replies = await this.#client.multi().hmget(keys.state, 'remaining', 'epoch').xlen(keys.orders).exec();
+    const client = this.#client;
+    const replies = await client.multi().hmget(keys.state, 'remaining', 'epoch').xlen(keys.orders).exec();
+    if (client instanceof Cluster && replies?.[0]?.[1] && (replies[0][1] as (string | null)[])[1] !== null) {
+      await client.sadd(this.#keys.registry, saleId).catch(() => undefined);
+    }
     if (!replies) throw new Error(`snapshot of sale ${saleId}: the transaction was aborted; retry`);
     const [[stateError, state], [lengthError, length]] = replies as [[Error | null, (string | null)[]], [Error | null, number]];
     if (stateError ?? lengthError) throw stateError ?? lengthError;
