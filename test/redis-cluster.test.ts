@@ -211,7 +211,7 @@ describe('Redis Cluster (3 masters)', () => {
 
       assert.equal(await cluster.call(lost.port, ['FLUSHALL']), 'OK');
       // Sale B's master kept its data: it sells on at once.
-      for (let i = 0; i < 5; i++) assert.equal((await client.purchase(saleB, `late-${i}`)).status, 202);
+      assert.equal((await client.purchase(saleB, 'late-0')).status, 202);
 
       let answer = await client.purchase(saleA, 'after-loss');
       const started = Date.now();
@@ -222,6 +222,9 @@ describe('Redis Cluster (3 masters)', () => {
       assert.equal(answer.status, 202, `sale A sells again after the writer's repair: ${JSON.stringify(answer.body)}`);
       const retry = await client.purchase(saleA, 'early-0');
       assert.deepEqual([retry.status, retry.body.orderId], [200, before.get('early-0')], 'a buyer from before the loss gets their order back');
+      // Bought after the writers had time to reread the registry (it refreshes its list every 100 ms).
+      await sleep(300);
+      for (let i = 1; i < 5; i++) assert.equal((await client.purchase(saleB, `late-${i}`)).status, 202);
 
       // Sale B's queue is drained although the registry listing it was lost with the other master.
       const deadline = Date.now() + 10_000;
