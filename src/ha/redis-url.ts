@@ -92,7 +92,7 @@ export function parseRedisUrl(url: string): RedisEndpoint {
   if (/^redis-cluster:\/\//i.test(text)) return parseClusterUrl(text.slice('redis-cluster://'.length));
   if (!/^redis-sentinel:\/\//i.test(text)) {
     throw new RedisUrlError(
-      `it must start with redis://, rediss://, redis-sentinel:// (${SENTINEL_SYNTAX}) or redis-cluster:// (${CLUSTER_SYNTAX})`,
+      `it must start with redis://, rediss:// or redis-sentinel:// (${SENTINEL_SYNTAX}), or redis-cluster:// (${CLUSTER_SYNTAX})`,
     );
   }
   return parseSentinelUrl(text.slice('redis-sentinel://'.length));
