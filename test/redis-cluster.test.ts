@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config/index.js';
+import { keySlot } from '../src/ha/redis-cluster-slot.js';
 import { parseRedisUrl, RedisUrlError } from '../src/ha/redis-url.js';
 import { RedisStockStore, ReserveCode } from '../src/stock/index.js';
 import { inParallel } from './support/app-client.js';
@@ -49,14 +50,18 @@ describe('redis-cluster:// URLs', () => {
     for (const [url, message] of cases) assert.throws(() => parseRedisUrl(url), (e: Error) => e instanceof RedisUrlError && message.test(e.message), url);
   });
 
-  it('stops the configuration on a bad cluster URL without showing the password, and on durability replica', () => {
+  it('computes the slot of a key as Redis does, hash tags included', () => {
+    // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+    assert.equal(keySlot('123456789'), 12739);
+    assert.equal(keySlot('foo'), 12182);
+    assert.equal(keySlot('seckill:{sale:7}:state'), keySlot('sale:7'));
+    assert.notEqual(keySlot('{}foo'), keySlot('foo'), 'an empty tag does not count: the whole key is hashed');
+  });
+
+  it('stops the configuration on a bad cluster URL without showing the password', () => {
     assert.throws(
       () => loadConfig({ env: { SECKILL_REDIS_URL: 'redis-cluster://:s3cret@h1:1,,h2:2' } }),
       (e: Error) => e instanceof ConfigError && /SECKILL_REDIS_URL/.test(e.message) && /node address is empty/.test(e.message) && !e.message.includes('s3cret'),
-    );
-    assert.throws(
-      () => loadConfig({ env: { SECKILL_REDIS_URL: 'redis-cluster://h1:1', SECKILL_DURABILITY: 'replica' } }),
-      (e: Error) => e instanceof ConfigError && /SECKILL_DURABILITY=replica: not supported with a Redis Cluster/.test(e.message),
     );
     assert.equal(loadConfig({ env: { SECKILL_REDIS_URL: 'redis-cluster://:s3cret@h1:1,h2:2' } }).redisUrl, 'redis-cluster://:s3cret@h1:1,h2:2');
   });
@@ -107,10 +112,6 @@ describe('Redis Cluster (3 masters)', () => {
         assert.deepEqual(await store.snapshot(saleId), { remaining: 0, epoch: `e${saleId}`, pending: 0 });
       }
       assert.equal(await store.ping(), true);
-    });
-
-    it('refuses durability replica on a cluster', () => {
-      assert.throws(() => new RedisStockStore(cluster.url, { durability: 'replica' }), /not supported on Redis Cluster/);
     });
   });
 
@@ -236,5 +237,68 @@ describe('Redis Cluster (3 masters)', () => {
       assert.equal((await node.db.countOrders(saleA)).created, 20, 'sale A sells out its stock, no more');
       assert.equal((await client.stats(saleA)).body.remaining, 0);
     });
+  });
+});
+
+describe('Redis Cluster with a replica per master, durability replica', () => {
+  let cluster: RedisClusterGroup;
+  let app: TestNode;
+  before(async () => {
+    cluster = await startRedisCluster({ replicas: 1 });
+    app = await startTestNode({
+      databaseUrl: await freshDatabaseUrl('sqlite'),
+      redisUrl: cluster.url,
+      rateLimitPerUser: 0,
+      durability: 'replica',
+      replicaTimeoutMs: 200,
+    });
+  });
+  after(async () => {
+    await app?.stop();
+    await cluster?.stop();
+  });
+
+  it("answers 2xx only for orders the replica of the sale's own master has", async () => {
+    const { client } = app;
+    // Two sales on different masters.
+    const sales = new Map<number, ClusterNode>();
+    for (let tries = 0; sales.size < 2; tries++) {
+      assert.ok(tries < 30, 'sales keep landing on one master');
+      const saleId = await client.createSale(50);
+      const owner = await cluster.masterOf(stateKey(saleId));
+      if (![...sales.values()].includes(owner)) sales.set(saleId, owner);
+    }
+    const [[saleA, masterA], [saleB]] = [...sales];
+    const replicaA = await cluster.replicaOf(masterA);
+    assert.equal(keySlot(stateKey(saleA)), Number(await cluster.call(masterA.port, ['CLUSTER', 'KEYSLOT', stateKey(saleA)])), 'our slot function agrees with Redis');
+
+    const answers = await inParallel(Array.from({ length: 40 }, (_, i) => `buyer-${i}`), 20, (user) => client.purchase(saleA, user));
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [202], JSON.stringify(answers.map((a) => a.body)));
+    for (const [i, a] of answers.entries()) {
+      // A replica serves reads of its master's slots after READONLY; the order must be there already.
+      const onReplica = await cluster.call(replicaA.port, ['HGET', `seckill:{sale:${saleA}}:buyers`, `buyer-${i}`], 2000, { readonly: true });
+      assert.equal(onReplica, a.body.orderId, `the replica of sale ${saleA}'s master has buyer-${i}'s order`);
+    }
+
+    // With that replica frozen, sale A cannot be confirmed, while sale B (other master and replica) sells on.
+    cluster.kill(replicaA, 'SIGSTOP');
+    try {
+      const refused = await client.purchase(saleA, 'while-frozen');
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal((await client.purchase(saleB, 'while-frozen')).status, 202);
+    } finally {
+      cluster.kill(replicaA, 'SIGCONT');
+    }
+    // Thawed, the replica catches up; the buyer's retry returns the order reserved before (no second one).
+    let retry = await client.purchase(saleA, 'while-frozen');
+    const started = Date.now();
+    while (retry.status === 503 && Date.now() - started < 10_000) {
+      await sleep(100);
+      retry = await client.purchase(saleA, 'while-frozen');
+    }
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(await cluster.call(replicaA.port, ['HGET', `seckill:{sale:${saleA}}:buyers`, 'while-frozen'], 2000, { readonly: true }), retry.body.orderId);
+    await client.drained(saleA);
+    assert.equal((await app.node.db.countOrders(saleA)).created, 41);
   });
 });

@@ -451,18 +451,11 @@ function checkCombination(config: SeckillConfig): void {
     );
   }
   if (config.redisUrl) {
-    let kind: string;
     try {
-      kind = parseRedisUrl(config.redisUrl).kind;
+      parseRedisUrl(config.redisUrl);
     } catch (error) {
       throw new ConfigError(
         `invalid configuration SECKILL_REDIS_URL=${JSON.stringify(redactUrl(config.redisUrl))}: ${(error as Error).message} (or leave it empty for the in-process stock store)`,
-      );
-    }
-    if (kind === 'cluster' && config.durability === 'replica') {
-      throw new ConfigError(
-        'invalid configuration SECKILL_DURABILITY=replica: not supported with a Redis Cluster (SECKILL_REDIS_URL=redis-cluster://…); ' +
-          'use durability leader, or a Sentinel-managed Redis (redis-sentinel://) for replica durability',
       );
     }
   }

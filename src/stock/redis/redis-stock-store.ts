@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from '../../ha/redis-client.js';
+import { ClusterReplicaWaiter } from '../../ha/redis-cluster-durability.js';
 import { RedisConnection } from '../../ha/redis-connection.js';
 import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
 import type {
@@ -68,7 +69,8 @@ const MAX_UNCONFIRMED = 65_536;
  * sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on Redis Cluster
  * because all keys of a sale share one hash tag. The few keys outside any sale (the sale
  * registry, per-IP counters) are only ever touched one key per command, so every command and
- * script of this store has its keys in one slot. `durability: replica` is refused on a cluster.
+ * script of this store has its keys in one slot. With `durability: replica` the `WAIT` goes to
+ * the master that owns the sale's slot.
  *
  * Clients this store creates fail fast instead of queueing: no offline queue, no retries,
  * a command timeout. Calls made while Redis is unreachable reject at once, and
@@ -99,6 +101,10 @@ export class RedisStockStore implements StockStore {
   };
   /** Connection each reservation was made on, by `<saleId>:<orderId>`, until awaited. */
   readonly #unconfirmed = new Map<string, number>();
+  /** On a cluster with `durability: replica`: confirms on the sale's master (see {@link ClusterReplicaWaiter}). */
+  #clusterWaiter: ClusterReplicaWaiter | undefined;
+  /** On a cluster: the buyer of each reservation, by `<saleId>:<orderId>`, until awaited. */
+  readonly #unconfirmedBuyers = new Map<string, string>();
   /** The next `WAIT`, not sent yet, that new waiters join. */
   #nextWait: Promise<{ readonly replicas: number; readonly connection: number }> | null = null;
   /** The `WAIT` on the wire, if any. */
@@ -131,19 +137,9 @@ export class RedisStockStore implements StockStore {
    *
    * @param connection - a `redis://host:port/db`, `redis-sentinel://…` or `redis-cluster://…` URL, or a client (which the caller keeps owning).
    * @throws {RedisUrlError} when the URL cannot be read.
-   * @throws {RangeError} for `durability: replica` on a Redis Cluster (not supported).
    */
   constructor(connection: string | RedisClient, options: RedisStockStoreOptions = {}) {
     this.#options = resolveOptions(options);
-    const cluster = typeof connection === 'string' ? parseRedisUrl(connection).kind === 'cluster' : connection instanceof Cluster;
-    if (cluster && this.#options.durability === 'replica') {
-      // WAIT only covers writes of its own connection, and a cluster client holds one per
-      // master; confirming per sale's master is not built yet, so refuse rather than vouch wrongly.
-      throw new RangeError(
-        "durability 'replica' is not supported on Redis Cluster (WAIT would have to go to the master owning each sale's slot); " +
-          "use durability 'leader', or a Sentinel-managed Redis (redis-sentinel://) for replica durability",
-      );
-    }
     const clientTimeout =
       typeof connection === 'string'
         ? this.#options.commandTimeoutMs
@@ -217,10 +213,20 @@ export class RedisStockStore implements StockStore {
     const keys = this.#keys.sale(request.saleId);
     const attempts = this.#keys.userAttempts(request.saleId, request.userId, Math.floor(request.now / 1000));
     const result = await this.#scripts.reserve(keys, attempts, request);
-    if (result.code === ReserveCode.Reserved && this.#options.durability === 'replica') {
+    if (this.#options.durability !== 'replica') return result;
+    if (this.#clusterWaiter) {
+      if (result.code === ReserveCode.Reserved) this.#rememberBuyer(`${request.saleId}:${request.orderId}`, request.userId);
+      if (result.code === ReserveCode.Duplicate) {
+        // The same rule as #confirmExisting: a retry gets no 2xx for an order no replica has.
+        const confirmed = await this.#clusterWaiter.confirm(keys.buyers, this.#keys.durabilityMark(request.saleId), request.userId, result.orderId!);
+        if (!confirmed) throw new Error(`order ${result.orderId} of sale ${request.saleId} is not confirmed by a Redis replica yet; retry`);
+      }
+      return result;
+    }
+    if (result.code === ReserveCode.Reserved) {
       this.#rememberUnconfirmed(`${request.saleId}:${request.orderId}`);
     }
-    if (result.code === ReserveCode.Duplicate && this.#options.durability === 'replica') {
+    if (result.code === ReserveCode.Duplicate) {
       await this.#confirmExisting(request.saleId, result.orderId!);
     }
     return result;
@@ -249,10 +255,17 @@ export class RedisStockStore implements StockStore {
    * `leader`: true at once. `replica`: true when a replica confirmed the reservation within
    * `replicaTimeoutMs`; false when none did, or the connection changed since the reservation
    * (a `WAIT` on a new connection proves nothing about writes made on the old one).
+   * On a cluster, the `WAIT` goes to the master owning the sale's slot ({@link ClusterReplicaWaiter}).
    */
   async awaitDurable(saleId: number, orderId: string): Promise<boolean> {
     if (this.#options.durability === 'leader') return true;
     const key = `${saleId}:${orderId}`;
+    if (this.#clusterWaiter) {
+      const userId = this.#unconfirmedBuyers.get(key);
+      this.#unconfirmedBuyers.delete(key);
+      if (userId === undefined) return false;
+      return this.#clusterWaiter.confirm(this.#keys.sale(saleId).buyers, this.#keys.durabilityMark(saleId), userId, orderId);
+    }
     const madeOn = this.#unconfirmed.get(key) ?? this.#connection;
     this.#unconfirmed.delete(key);
     try {
@@ -429,6 +442,10 @@ export class RedisStockStore implements StockStore {
     this.#client?.off('ready', this.#onReady);
     this.#client = client;
     this.#scripts = new StockScripts(client);
+    this.#clusterWaiter =
+      client instanceof Cluster && this.#options.durability === 'replica'
+        ? new ClusterReplicaWaiter(client, this.#options.replicaTimeoutMs)
+        : undefined;
     // A new client is a new connection even before it is ready.
     this.#connection += 1;
     client.on('ready', this.#onReady);
@@ -494,6 +511,15 @@ export class RedisStockStore implements StockStore {
       });
     this.#nextWait = next;
     return next;
+  }
+
+  #rememberBuyer(key: string, userId: string): void {
+    if (this.#unconfirmedBuyers.size >= MAX_UNCONFIRMED) {
+      // A caller that never awaits durability must not grow this without bound.
+      const oldest = this.#unconfirmedBuyers.keys().next().value;
+      if (oldest !== undefined) this.#unconfirmedBuyers.delete(oldest);
+    }
+    this.#unconfirmedBuyers.set(key, userId);
   }
 
   #rememberUnconfirmed(key: string): void {
