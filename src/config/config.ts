@@ -44,7 +44,7 @@ export interface SeckillConfig {
   readonly databaseReplicaUrls: readonly string[];
   /** Most replication lag a replica may have and still serve those reads; beyond it the primary answers. */
   readonly databaseReplicaMaxLagMs: number;
-  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. */
+  /** Empty: the in-process stock store. `redis://…`: Redis. `redis-sentinel://…`: the primary Redis Sentinel names. `redis-cluster://…`: a Redis Cluster. */
   readonly redisUrl: string;
   readonly redisKeyPrefix: string;
   /** Bearer token for /api/admin; generated into dataDir when empty. */

@@ -1,7 +1,13 @@
-import { Redis } from 'ioredis';
-import type { RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { NewestEpochSentinelConnector } from './newest-epoch-sentinel-connector.js';
 import type { RedisEndpoint } from './redis-url.js';
+
+/**
+ * A client of the stock store's Redis: one connection (`Redis`, plain or through Sentinel),
+ * or a Redis Cluster client that routes each command to the master owning its key's slot.
+ */
+export type RedisClient = Redis | Cluster;
 
 /** How a client made by {@link createRedisClient} behaves. */
 export interface RedisClientOptions {
@@ -33,10 +39,15 @@ const DISCONNECT_TIMEOUT_MS = 100;
  * where the Sentinel with the newest configuration epoch says ({@link NewestEpochSentinelConnector}). A primary
  * demoted under an open connection answers READONLY: that reconnects too.
  *
+ * With a Cluster endpoint it is an ioredis `Cluster` over the seed nodes, with the same
+ * fail-fast settings on every node connection, reading and writing on masters only
+ * (`scaleReads: 'master'`: a replica may lag behind a reservation just made).
+ *
  * The client may end for good after a failover (ioredis 5.11.1, see docs/failover.md): wrap
  * it in a {@link RedisConnection}, which makes a new one.
  */
-export function createRedisClient(endpoint: RedisEndpoint, options: RedisClientOptions): Redis {
+export function createRedisClient(endpoint: RedisEndpoint, options: RedisClientOptions): RedisClient {
+  if (endpoint.kind === 'cluster') return createClusterClient(endpoint, options);
   const common: RedisOptions = {
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: options.connectTimeoutMs,
@@ -75,4 +86,42 @@ export function createRedisClient(endpoint: RedisEndpoint, options: RedisClientO
   // Without a listener ioredis prints every reconnect failure; health checks ping instead.
   client.on('error', () => undefined);
   return client;
+}
+
+/**
+ * The Cluster form of {@link createRedisClient}. ioredis' own retries are cut down: a command
+ * is sent once per node (`maxRetriesPerRequest: 0`), the client refuses commands while it has
+ * no slot map (`enableOfflineQueue: false`), and it looks for the cluster again every 500 ms at
+ * most, so a purchase meets a 503 rather than a queue while a shard is down.
+ */
+function createClusterClient(endpoint: Extract<RedisEndpoint, { kind: 'cluster' }>, options: RedisClientOptions): Cluster {
+  const nodeOptions: ClusterOptions['redisOptions'] = {
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
+    ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
+    ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
+  };
+  const cluster = new Cluster(
+    endpoint.nodes.map((n) => ({ host: n.host, port: n.port })),
+    {
+      redisOptions: nodeOptions,
+      enableOfflineQueue: false,
+      scaleReads: 'master',
+      enableAutoPipelining: options.autoPipelining,
+      clusterRetryStrategy: (attempt) => Math.min(50 * attempt, MAX_RECONNECT_DELAY_MS),
+      // A slot map that never arrives must not hold the client longer than a command may take.
+      slotsRefreshTimeout: options.commandTimeoutMs,
+      // MOVED/ASK after a resharding or failover are followed at once; a cluster that is down
+      // (CLUSTERDOWN, TRYAGAIN) is retried briefly, the command timeout still bounds the wait.
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      retryDelayOnTryAgain: 50,
+      maxRedirections: 8,
+    },
+  );
+  cluster.on('error', () => undefined);
+  return cluster;
 }

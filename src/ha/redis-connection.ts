@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { createRedisClient } from './redis-client.js';
-import type { RedisClientOptions } from './redis-client.js';
+import type { RedisClient, RedisClientOptions } from './redis-client.js';
 import type { RedisEndpoint } from './redis-url.js';
 
 /** First pause before replacing a client that ended; doubles per replacement in a row that never got ready. */
@@ -21,8 +20,8 @@ const MAX_REPLACE_DELAY_MS = 1000;
 export class RedisConnection {
   readonly #endpoint: RedisEndpoint;
   readonly #options: RedisClientOptions;
-  readonly #listeners: ((client: Redis) => void)[] = [];
-  #client: Redis;
+  readonly #listeners: ((client: RedisClient) => void)[] = [];
+  #client: RedisClient;
   #closed = false;
   #replaceTimer: NodeJS.Timeout | undefined;
   #failedInARow = 0;
@@ -35,7 +34,7 @@ export class RedisConnection {
   }
 
   /** The client to send commands on now; another one after a replacement. */
-  get client(): Redis {
+  get client(): RedisClient {
     return this.#client;
   }
 
@@ -45,7 +44,7 @@ export class RedisConnection {
   }
 
   /** Calls `listener` with the current client now, and with every replacement later. */
-  onClient(listener: (client: Redis) => void): void {
+  onClient(listener: (client: RedisClient) => void): void {
     this.#listeners.push(listener);
     listener(this.#client);
   }
@@ -66,7 +65,7 @@ export class RedisConnection {
     client.disconnect();
   }
 
-  #create(): Redis {
+  #create(): RedisClient {
     const client = createRedisClient(this.#endpoint, this.#options);
     client.once('ready', () => {
       this.#failedInARow = 0;
@@ -75,7 +74,7 @@ export class RedisConnection {
     return client;
   }
 
-  #onEnd(client: Redis): void {
+  #onEnd(client: RedisClient): void {
     if (this.#closed || client !== this.#client) return;
     // A client that keeps ending before it is ready (wrong password, say) is not recreated in a hot loop.
     const delay = Math.min(FIRST_REPLACE_DELAY_MS * 2 ** this.#failedInARow, MAX_REPLACE_DELAY_MS);

@@ -17,6 +17,17 @@
  * - `db` is the Redis database number, default 0.
  *
  * Percent-escapes are decoded in the password and the master name.
+ *
+ * Cluster syntax (seed nodes; the client learns the others from `CLUSTER SLOTS`):
+ *
+ * ```
+ * redis-cluster://[[username]:password@]host1[:port1][,host2[:port2]…][/]
+ * ```
+ *
+ * - hosts are any reachable cluster nodes (default port 6379); listing several lets the client
+ *   start while one of them is down;
+ * - `username`/`password` are those of every cluster node; there is no database number
+ *   (Redis Cluster has only database 0).
  */
 
 /** Default port of `redis-sentinel`. */
@@ -28,9 +39,19 @@ export interface SentinelAddress {
   readonly port: number;
 }
 
-/** Where the stock store's Redis is: one server, or whichever server the Sentinels name. */
+/** Default port of a Redis Cluster node. */
+export const DEFAULT_CLUSTER_PORT = 6379;
+
+/** Where the stock store's Redis is: one server, whichever server the Sentinels name, or a Redis Cluster. */
 export type RedisEndpoint =
   | { readonly kind: 'single'; readonly url: string }
+  | {
+      readonly kind: 'cluster';
+      /** Seed nodes: where the client first asks for the slot map. */
+      readonly nodes: readonly SentinelAddress[];
+      readonly username?: string;
+      readonly password?: string;
+    }
   | {
       readonly kind: 'sentinel';
       readonly sentinels: readonly SentinelAddress[];
@@ -48,6 +69,7 @@ export class RedisUrlError extends Error {
 }
 
 const SENTINEL_SYNTAX = 'redis-sentinel://[:password@]host1:port1,host2:port2,…/<masterName>[?db=N&sentinelPassword=…]';
+const CLUSTER_SYNTAX = 'redis-cluster://[:password@]host1:port1,host2:port2,…';
 
 /**
  * Parses a Redis URL of any supported form.
@@ -67,8 +89,11 @@ export function parseRedisUrl(url: string): RedisEndpoint {
     }
     return { kind: 'single', url: text };
   }
+  if (/^redis-cluster:\/\//i.test(text)) return parseClusterUrl(text.slice('redis-cluster://'.length));
   if (!/^redis-sentinel:\/\//i.test(text)) {
-    throw new RedisUrlError(`it must start with redis://, rediss:// or redis-sentinel:// (${SENTINEL_SYNTAX})`);
+    throw new RedisUrlError(
+      `it must start with redis://, rediss:// or redis-sentinel:// (${SENTINEL_SYNTAX}), or redis-cluster:// (${CLUSTER_SYNTAX})`,
+    );
   }
   return parseSentinelUrl(text.slice('redis-sentinel://'.length));
 }
@@ -117,22 +142,7 @@ function parseSentinelUrl(rest: string): RedisEndpoint {
     db = Number(dbText);
   }
 
-  let username: string | undefined;
-  let password: string | undefined;
-  if (userInfo !== undefined) {
-    const colon = userInfo.indexOf(':');
-    try {
-      username = decodeURIComponent(colon >= 0 ? userInfo.slice(0, colon) : userInfo) || undefined;
-      password = colon >= 0 ? decodeURIComponent(userInfo.slice(colon + 1)) || undefined : undefined;
-    } catch {
-      fail('the user name or password has a broken percent-escape');
-    }
-    // `redis://secret@host` means a password in ioredis; keep that reading for the Sentinel form.
-    if (colon < 0 && username !== undefined) {
-      password = username;
-      username = undefined;
-    }
-  }
+  const { username, password } = parseUserInfo(userInfo, fail);
   const sentinelPassword = query.get('sentinelPassword') || undefined;
   return {
     kind: 'sentinel',
@@ -145,13 +155,73 @@ function parseSentinelUrl(rest: string): RedisEndpoint {
   };
 }
 
-function parseAddress(entry: string, fail: (what: string) => never): SentinelAddress {
+function parseClusterUrl(rest: string): RedisEndpoint {
+  const fail = (what: string): never => {
+    throw new RedisUrlError(`${what}; expected ${CLUSTER_SYNTAX}`);
+  };
+  const hashAt = rest.indexOf('#');
+  if (hashAt >= 0) rest = rest.slice(0, hashAt);
+  if (rest.includes('?')) fail('options (after ?) are not supported');
+  // The password may hold '/', ':' or ','; the last '@' ends it (hosts cannot contain '@').
+  const at = rest.lastIndexOf('@');
+  const userInfo = at >= 0 ? rest.slice(0, at) : undefined;
+  let hostList = at >= 0 ? rest.slice(at + 1) : rest;
+  const slash = hostList.indexOf('/');
+  if (slash >= 0) {
+    // Redis Cluster serves database 0 only: a path would name a database it does not have.
+    if (hostList.slice(slash).replace(/\/+$/, '') !== '') fail('a database number or path is not allowed (Redis Cluster has database 0 only)');
+    hostList = hostList.slice(0, slash);
+  }
+  const nodes: SentinelAddress[] = [];
+  for (const item of hostList.split(',')) {
+    const entry = item.trim();
+    if (entry === '') fail('a node address is empty');
+    nodes.push(parseAddress(entry, fail, 'node', DEFAULT_CLUSTER_PORT));
+  }
+  const { username, password } = parseUserInfo(userInfo, fail);
+  return {
+    kind: 'cluster',
+    nodes,
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+  };
+}
+
+function parseUserInfo(
+  userInfo: string | undefined,
+  fail: (what: string) => never,
+): { username: string | undefined; password: string | undefined } {
+  let username: string | undefined;
+  let password: string | undefined;
+  if (userInfo !== undefined) {
+    const colon = userInfo.indexOf(':');
+    try {
+      username = decodeURIComponent(colon >= 0 ? userInfo.slice(0, colon) : userInfo) || undefined;
+      password = colon >= 0 ? decodeURIComponent(userInfo.slice(colon + 1)) || undefined : undefined;
+    } catch {
+      fail('the user name or password has a broken percent-escape');
+    }
+    // `redis://secret@host` means a password in ioredis; keep that reading for the Sentinel and Cluster forms.
+    if (colon < 0 && username !== undefined) {
+      password = username;
+      username = undefined;
+    }
+  }
+  return { username, password };
+}
+
+function parseAddress(
+  entry: string,
+  fail: (what: string) => never,
+  what = 'Sentinel',
+  defaultPort = DEFAULT_SENTINEL_PORT,
+): SentinelAddress {
   // [::1]:26379, host:26379, or a host alone.
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d+))?$/.exec(entry);
-  if (!match) return fail(`the Sentinel address ${JSON.stringify(entry)} is not host[:port]`);
+  if (!match) return fail(`the ${what} address ${JSON.stringify(entry)} is not host[:port]`);
   const host = match[1].startsWith('[') ? match[1].slice(1, -1) : match[1];
-  const port = match[2] === undefined ? DEFAULT_SENTINEL_PORT : Number(match[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`the port of Sentinel ${JSON.stringify(entry)} must be from 1 to 65535`);
+  const port = match[2] === undefined ? defaultPort : Number(match[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`the port of ${what} ${JSON.stringify(entry)} must be from 1 to 65535`);
   return { host, port };
 }
 
@@ -165,6 +235,10 @@ export function describeRedisEndpoint(endpoint: RedisEndpoint): string {
     } catch {
       return 'the configured Redis URL';
     }
+  }
+  if (endpoint.kind === 'cluster') {
+    const nodes = endpoint.nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`));
+    return `Redis Cluster via nodes ${nodes.join(',')}`;
   }
   const hosts = endpoint.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`));
   return `primary "${endpoint.masterName}" (db ${endpoint.db}) via Sentinels ${hosts.join(',')}`;

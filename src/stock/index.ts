@@ -23,8 +23,9 @@ export type { Durability, RedisStockStoreOptions } from './redis/redis-stock-sto
 /** What {@link createStockStore} needs from the configuration. */
 export interface StockStoreConfig {
   /**
-   * `redis://host:port/db`, or `redis-sentinel://host1:port1,host2:port2/<masterName>` for a
-   * Sentinel-managed primary (see `src/ha/redis-url.ts`); empty or absent = the in-process memory store.
+   * `redis://host:port/db`, `redis-sentinel://host1:port1,host2:port2/<masterName>` for a
+   * Sentinel-managed primary, or `redis-cluster://host1:port1,host2:port2` for a Redis Cluster
+   * (see `src/ha/redis-url.ts`); empty or absent = the in-process memory store.
    */
   readonly redisUrl?: string;
   /** Default `seckill:`. */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../../ha/redis-client.js';
+import { ClusterReplicaWaiter } from '../../ha/redis-cluster-durability.js';
 import { RedisConnection } from '../../ha/redis-connection.js';
 import { describeRedisEndpoint, parseRedisUrl } from '../../ha/redis-url.js';
 import type {
@@ -65,7 +67,10 @@ const MAX_UNCONFIRMED = 65_536;
 /**
  * The stock store over Redis (ioredis). Each operation on a sale is one Lua script over the
  * sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on Redis Cluster
- * because all keys of a sale share one hash tag.
+ * because all keys of a sale share one hash tag. The few keys outside any sale (the sale
+ * registry, per-IP counters) are only ever touched one key per command, so every command and
+ * script of this store has its keys in one slot. With `durability: replica` the `WAIT` goes to
+ * the master that owns the sale's slot.
  *
  * Clients this store creates fail fast instead of queueing: no offline queue, no retries,
  * a command timeout. Calls made while Redis is unreachable reject at once, and
@@ -76,12 +81,14 @@ const MAX_UNCONFIRMED = 65_536;
  * const store = await RedisStockStore.connect('redis://127.0.0.1:6379/0', { durability: 'replica' });
  * // or through Sentinel, following failovers:
  * const ha = await RedisStockStore.connect('redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/seckill');
+ * // or on a Redis Cluster, sales spread over its masters by their {sale:<id>} tag:
+ * const sharded = await RedisStockStore.connect('redis-cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000');
  * ```
  */
 export class RedisStockStore implements StockStore {
   readonly kind = 'redis';
   /** The client in use; replaced by {@link RedisConnection} when an owned client ends unexpectedly. */
-  #client!: Redis;
+  #client!: RedisClient;
   /** Set when this store made its client from a URL (and so owns, heals and closes it). */
   readonly #owned: RedisConnection | undefined;
   readonly #options: ResolvedOptions;
@@ -94,6 +101,10 @@ export class RedisStockStore implements StockStore {
   };
   /** Connection each reservation was made on, by `<saleId>:<orderId>`, until awaited. */
   readonly #unconfirmed = new Map<string, number>();
+  /** On a cluster with `durability: replica`: confirms on the sale's master (see {@link ClusterReplicaWaiter}). */
+  #clusterWaiter: ClusterReplicaWaiter | undefined;
+  /** On a cluster: the buyer of each reservation, by `<saleId>:<orderId>`, until awaited. */
+  readonly #unconfirmedBuyers = new Map<string, string>();
   /** The next `WAIT`, not sent yet, that new waiters join. */
   #nextWait: Promise<{ readonly replicas: number; readonly connection: number }> | null = null;
   /** The `WAIT` on the wire, if any. */
@@ -105,11 +116,11 @@ export class RedisStockStore implements StockStore {
   /**
    * Creates a store and waits until Redis answers.
    *
-   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL (see `src/ha/redis-url.ts`),
-   *   or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db`, `redis-sentinel://…` or `redis-cluster://…` URL (see
+   *   `src/ha/redis-url.ts`), or a client (which the caller keeps owning).
    * @throws when Redis cannot be reached within `connectTimeoutMs`.
    */
-  static async connect(connection: string | Redis, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
+  static async connect(connection: string | RedisClient, options: RedisStockStoreOptions = {}): Promise<RedisStockStore> {
     const store = new RedisStockStore(connection, options);
     try {
       await store.#whenReady(typeof connection === 'string' ? connection : undefined);
@@ -124,12 +135,17 @@ export class RedisStockStore implements StockStore {
    * Prefer {@link RedisStockStore.connect}: a store made here from a URL connects in the
    * background and refuses calls until connected.
    *
-   * @param connection - a `redis://host:port/db` or `redis-sentinel://…` URL, or a client (which the caller keeps owning).
+   * @param connection - a `redis://host:port/db`, `redis-sentinel://…` or `redis-cluster://…` URL, or a client (which the caller keeps owning).
    * @throws {RedisUrlError} when the URL cannot be read.
    */
-  constructor(connection: string | Redis, options: RedisStockStoreOptions = {}) {
+  constructor(connection: string | RedisClient, options: RedisStockStoreOptions = {}) {
     this.#options = resolveOptions(options);
-    const clientTimeout = typeof connection === 'string' ? this.#options.commandTimeoutMs : connection.options.commandTimeout;
+    const clientTimeout =
+      typeof connection === 'string'
+        ? this.#options.commandTimeoutMs
+        : connection instanceof Cluster
+          ? connection.options.redisOptions?.commandTimeout
+          : connection.options.commandTimeout;
     if (this.#options.durability === 'replica' && clientTimeout !== undefined && this.#options.replicaTimeoutMs >= clientTimeout) {
       throw new RangeError(
         `replicaTimeoutMs (${this.#options.replicaTimeoutMs}) must be below the client's command timeout (${clientTimeout}): ` +
@@ -197,10 +213,20 @@ export class RedisStockStore implements StockStore {
     const keys = this.#keys.sale(request.saleId);
     const attempts = this.#keys.userAttempts(request.saleId, request.userId, Math.floor(request.now / 1000));
     const result = await this.#scripts.reserve(keys, attempts, request);
-    if (result.code === ReserveCode.Reserved && this.#options.durability === 'replica') {
+    if (this.#options.durability !== 'replica') return result;
+    if (this.#clusterWaiter) {
+      if (result.code === ReserveCode.Reserved) this.#rememberBuyer(`${request.saleId}:${request.orderId}`, request.userId);
+      if (result.code === ReserveCode.Duplicate) {
+        // The same rule as #confirmExisting: a retry gets no 2xx for an order no replica has.
+        const confirmed = await this.#clusterWaiter.confirm(keys.buyers, this.#keys.durabilityMark(request.saleId), request.userId, result.orderId!);
+        if (!confirmed) throw new Error(`order ${result.orderId} of sale ${request.saleId} is not confirmed by a Redis replica yet; retry`);
+      }
+      return result;
+    }
+    if (result.code === ReserveCode.Reserved) {
       this.#rememberUnconfirmed(`${request.saleId}:${request.orderId}`);
     }
-    if (result.code === ReserveCode.Duplicate && this.#options.durability === 'replica') {
+    if (result.code === ReserveCode.Duplicate) {
       await this.#confirmExisting(request.saleId, result.orderId!);
     }
     return result;
@@ -229,10 +255,17 @@ export class RedisStockStore implements StockStore {
    * `leader`: true at once. `replica`: true when a replica confirmed the reservation within
    * `replicaTimeoutMs`; false when none did, or the connection changed since the reservation
    * (a `WAIT` on a new connection proves nothing about writes made on the old one).
+   * On a cluster, the `WAIT` goes to the master owning the sale's slot ({@link ClusterReplicaWaiter}).
    */
   async awaitDurable(saleId: number, orderId: string): Promise<boolean> {
     if (this.#options.durability === 'leader') return true;
     const key = `${saleId}:${orderId}`;
+    if (this.#clusterWaiter) {
+      const userId = this.#unconfirmedBuyers.get(key);
+      this.#unconfirmedBuyers.delete(key);
+      if (userId === undefined) return false;
+      return this.#clusterWaiter.confirm(this.#keys.sale(saleId).buyers, this.#keys.durabilityMark(saleId), userId, orderId);
+    }
     const madeOn = this.#unconfirmed.get(key) ?? this.#connection;
     this.#unconfirmed.delete(key);
     try {
@@ -247,9 +280,21 @@ export class RedisStockStore implements StockStore {
     return this.#scripts.release(this.#keys.sale(saleId), orderId);
   }
 
+  /**
+   * On a cluster, a sale found present is also (re)added to the sale registry. The registry
+   * is one key on one master; if that master alone loses its data, the sales on the other
+   * masters are intact (so never rebuilt, which would register them) but unlisted, and the
+   * order writers, which drain the listed sales only, would leave their queues untouched.
+   * The periodic reconcile snapshots every active sale, so it puts them back within one
+   * interval. Best effort: a registry master that is down must not fail other sales' snapshots.
+   */
   async snapshot(saleId: number): Promise<SaleStockSnapshot | null> {
     const keys = this.#keys.sale(saleId);
-    const replies = await this.#client.multi().hmget(keys.state, 'remaining', 'epoch').xlen(keys.orders).exec();
+    const client = this.#client;
+    const replies = await client.multi().hmget(keys.state, 'remaining', 'epoch').xlen(keys.orders).exec();
+    if (client instanceof Cluster && replies?.[0]?.[1] && (replies[0][1] as (string | null)[])[1] !== null) {
+      await client.sadd(this.#keys.registry, saleId).catch(() => undefined);
+    }
     if (!replies) throw new Error(`snapshot of sale ${saleId}: the transaction was aborted; retry`);
     const [[stateError, state], [lengthError, length]] = replies as [[Error | null, (string | null)[]], [Error | null, number]];
     if (stateError ?? lengthError) throw stateError ?? lengthError;
@@ -359,13 +404,22 @@ export class RedisStockStore implements StockStore {
 
   /** Answers false, within the command timeout at worst, when Redis does not answer. */
   async ping(): Promise<boolean> {
-    if (this.#client.status !== 'ready') return false;
+    const client = this.#client;
+    if (client.status !== 'ready') return false;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<string>((resolve) => {
       timer = setTimeout(resolve, this.#options.commandTimeoutMs, 'timeout');
     });
+    // On a cluster every master must answer: PING goes to one node at random, and a ready
+    // answer that depends on which node was picked would flap while one shard is down.
+    const pong =
+      client instanceof Cluster
+        ? Promise.all(client.nodes('master').map((node) => node.ping())).then((replies) =>
+            replies.length > 0 && replies.every((reply) => reply === 'PONG') ? 'PONG' : 'no master',
+          )
+        : client.ping();
     try {
-      return (await Promise.race([this.#client.ping(), timeout])) === 'PONG';
+      return (await Promise.race([pong, timeout])) === 'PONG';
     } catch {
       return false;
     } finally {
@@ -384,10 +438,14 @@ export class RedisStockStore implements StockStore {
    * knows no script; NOSCRIPT after a failover is handled by `defineCommand`) and counts its
    * connections, so a `WAIT` on it never vouches for writes made on an earlier client.
    */
-  #adopt(client: Redis): void {
+  #adopt(client: RedisClient): void {
     this.#client?.off('ready', this.#onReady);
     this.#client = client;
     this.#scripts = new StockScripts(client);
+    this.#clusterWaiter =
+      client instanceof Cluster && this.#options.durability === 'replica'
+        ? new ClusterReplicaWaiter(client, this.#options.replicaTimeoutMs)
+        : undefined;
     // A new client is a new connection even before it is ready.
     this.#connection += 1;
     client.on('ready', this.#onReady);
@@ -453,6 +511,15 @@ export class RedisStockStore implements StockStore {
       });
     this.#nextWait = next;
     return next;
+  }
+
+  #rememberBuyer(key: string, userId: string): void {
+    if (this.#unconfirmedBuyers.size >= MAX_UNCONFIRMED) {
+      // A caller that never awaits durability must not grow this without bound.
+      const oldest = this.#unconfirmedBuyers.keys().next().value;
+      if (oldest !== undefined) this.#unconfirmedBuyers.delete(oldest);
+    }
+    this.#unconfirmedBuyers.set(key, userId);
   }
 
   #rememberUnconfirmed(key: string): void {

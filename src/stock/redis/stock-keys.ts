@@ -1,7 +1,9 @@
 /**
  * Where the redis stock store keeps things. Every key of one sale carries the hash tag
  * `{sale:<id>}`, so Redis Cluster keeps a sale in one slot and its Lua scripts may touch all
- * of its keys; only the sale registry and the per-IP counters live outside any sale.
+ * of its keys; only the sale registry and the per-IP counters live outside any sale, and
+ * every command on them names that one key alone (SADD/SMEMBERS, MULTI INCR+PEXPIRE of one
+ * key), so nothing is ever CROSSSLOT on a cluster.
  */
 
 /** The keys of one sale. */

@@ -5,10 +5,15 @@
  * Each script is registered on the client with ioredis `defineCommand`, which sends it by SHA
  * (EVALSHA) and resends the source on NOSCRIPT, so scripts survive a failover or a restart
  * that emptied the server's script cache.
+ *
+ * On Redis Cluster the same holds per node: ioredis routes each script call by its first key
+ * (every key of a call carries the sale's hash tag, so they share one slot), sends EVAL the
+ * first time a script goes over a node's socket, and EVAL again on NOSCRIPT from a node that
+ * lost its cache (a promoted replica, a restart). Nothing has to be loaded on every master first.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../ha/redis-client.js';
 import { ReleaseCode, ReserveCode } from '../stock-store.js';
 import type { QueuedOrder, QueueEntryRef, ReserveRequest, ReserveResult } from '../stock-store.js';
 import type { SaleKeys } from './stock-keys.js';
@@ -64,11 +69,11 @@ function loadScripts(): ReadonlyMap<ScriptName, LoadedScript> {
 
 /** Typed calls to the stock store's Lua scripts on one client. */
 export class StockScripts {
-  readonly #client: Redis;
+  readonly #client: RedisClient;
   readonly #scripts: ReadonlyMap<ScriptName, LoadedScript>;
 
   /** Registers every script on `client` (once per client and script version). */
-  constructor(client: Redis) {
+  constructor(client: RedisClient) {
     this.#client = client;
     this.#scripts = loadScripts();
     for (const script of this.#scripts.values()) {
