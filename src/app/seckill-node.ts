@@ -24,6 +24,9 @@ import type { StockStore } from '../stock/stock-store.js';
 import { startWriterThread } from './writer-thread.js';
 import type { WriterThread } from './writer-thread.js';
 
+/** How long the periodic repair leaves a new sale to the node that created it (and warms it). */
+const NEW_SALE_GRACE_MS = 2000;
+
 /** A running Seckill process: the roles it was asked for, and how to stop it cleanly. */
 export interface SeckillNode {
   /** `http://host:port`: the API with the api role; health and metrics in any case ('' in the writer thread). */
@@ -144,7 +147,7 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
     if (config.reconcileIntervalMs > 0) {
       const tick = (): void => {
         reconciling = reconciler
-          .run({ repair: true, onlyMissing: true, activeAt: Date.now() })
+          .run({ repair: true, onlyMissing: true, activeAt: Date.now(), createdBefore: Date.now() - NEW_SALE_GRACE_MS })
           .then((report) => {
             for (const finding of report.sales) {
               if (finding.repaired) log.warn({ sale: finding }, 'reconciler: rebuilt the lost stock state of a sale');

@@ -43,6 +43,13 @@ export interface ReconcileOptions {
   readonly onlyMissing?: boolean;
   /** Only sales that have not ended at this time (ms). */
   readonly activeAt?: number;
+  /**
+   * Leave out sales created after this time (ms): the node that creates a sale warms it
+   * itself a moment later, and a periodic repair that ran in between would pause the new
+   * sale and answer its first buyers 503. A creator that died before warming leaves the
+   * sale to the next run after this grace.
+   */
+  readonly createdBefore?: number;
 }
 
 /**
@@ -63,7 +70,10 @@ export class Reconciler {
   async run(options: ReconcileOptions): Promise<ReconcileReport> {
     const all = await this.#db.listSales();
     const sales = all.filter(
-      (s) => (!options.saleIds || options.saleIds.includes(s.id)) && (options.activeAt === undefined || s.endsAt > options.activeAt),
+      (s) =>
+        (!options.saleIds || options.saleIds.includes(s.id)) &&
+        (options.activeAt === undefined || s.endsAt > options.activeAt) &&
+        (options.createdBefore === undefined || s.createdAt < options.createdBefore),
     );
     const results: SaleReconciliation[] = [];
     for (const sale of sales) {
