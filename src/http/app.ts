@@ -10,6 +10,7 @@ import type { Reconciler } from '../orders/reconciler.js';
 import type { SaleCatalog } from '../orders/sale-catalog.js';
 import type { StockStore } from '../stock/stock-store.js';
 import { AdminToken, UserTokens } from './auth.js';
+import { isDependencyFailure } from './dependency-failure.js';
 import { ApiError, ERRORS } from './errors.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
@@ -85,6 +86,14 @@ export function buildApi(services: ApiServices, log: Logger): FastifyInstance {
     if (mapped) return reply.code(ERRORS[mapped].status).send({ code: mapped, message: error.message });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(400).send({ code: 'VALIDATION_FAILED', message: error.message });
+    }
+    if (isDependencyFailure(error)) {
+      // The database (or Redis) is down or failing over: a retry will do, nothing is wrong
+      // with the request or the code.
+      request.log.warn({ err: error, url: request.url }, 'a dependency is unreachable');
+      void reply.header('retry-after', '1');
+      // The client gets the standard message: the error's own names internal hosts and ports.
+      return reply.code(503).send({ code: 'UNAVAILABLE', message: ERRORS.UNAVAILABLE.message });
     }
     request.log.error({ err: error, url: request.url }, 'unhandled error');
     return reply.code(500).send({ code: 'INTERNAL', message: ERRORS.INTERNAL.message });

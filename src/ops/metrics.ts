@@ -55,6 +55,8 @@ export class SeckillMetrics {
   readonly writerErrors: Counter;
   /** Age of the oldest order in the newest batch the writer committed. */
   readonly writerLagSeconds: Gauge;
+  /** 1 while the writer holds batches back because the database fails them all (see DatabaseCircuit). */
+  readonly writerCircuitOpen: Gauge;
   #sources: MetricsSources | undefined;
   readonly #peers: PeerMetrics[] = [];
 
@@ -111,6 +113,11 @@ export class SeckillMetrics {
     this.writerErrors = new Counter({
       name: 'seckill_writer_errors_total',
       help: 'Order writer batches that failed and will be retried',
+      registers,
+    });
+    this.writerCircuitOpen = new Gauge({
+      name: 'seckill_writer_circuit_open',
+      help: '1 while the order writer holds batches back and probes a database that fails them all; orders wait in the queue',
       registers,
     });
     this.writerLagSeconds = new Gauge({

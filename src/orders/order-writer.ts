@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SeckillDatabase } from '../db/seckill-database.js';
 import type { SeckillMetrics } from '../ops/metrics.js';
 import type { QueuedOrder, StockStore } from '../stock/stock-store.js';
+import { DatabaseCircuit } from './database-circuit.js';
 import type { SaleCatalog } from './sale-catalog.js';
 
 export interface OrderWriterOptions {
@@ -92,6 +93,7 @@ export class OrderWriter {
   /** Empty reads in a row, for the growing idle pause. */
   #emptyReads = 0;
   #failures = 0;
+  readonly #circuit: DatabaseCircuit;
 
   constructor(
     db: SeckillDatabase,
@@ -107,6 +109,7 @@ export class OrderWriter {
     this.#metrics = metrics;
     this.#log = log;
     this.#options = Object.freeze({ idleMs: 10, maxIdleMs: 100, lingerMs: 20, maxDeliveries: 5, ...options });
+    this.#circuit = new DatabaseCircuit(db, log, { onChange: (open) => metrics.writerCircuitOpen.set(open ? 1 : 0) });
   }
 
   /** Starts the background loop. */
@@ -178,6 +181,9 @@ export class OrderWriter {
 
       if (readFailed || written.failed.length > 0 || ackFailed > 0) this.#failures++;
       else this.#failures = 0;
+      // A batch that failed as a whole is the database's doing; one that committed proves it works.
+      if (written.committed.length > 0) this.#circuit.succeeded();
+      else if (written.failed.length > 0) this.#circuit.failed(written.failed.length);
       const wait = this.#failures > 0
         ? Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(this.#failures - 1, 6))
         : batch.length === 0 ? Math.min(this.#options.maxIdleMs, this.#options.idleMs * 2 ** Math.min(this.#emptyReads, 10))
@@ -185,7 +191,12 @@ export class OrderWriter {
         : 0;
       this.#idle = this.#failures === 0 && batch.length === 0;
       this.#emptyReads = batch.length === 0 ? this.#emptyReads + 1 : 0;
-      if (wait > 0 && this.#running) {
+      if (this.#circuit.open && this.#running) {
+        // Batches are held back: the database is probed until it answers, then the batch
+        // kept in #carry goes first as the trial.
+        await this.#circuit.untilWorthTrying(() => this.#running, (wake) => (this.#wake = wake));
+        this.#wake = undefined;
+      } else if (wait > 0 && this.#running) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
           this.#wake = () => {
