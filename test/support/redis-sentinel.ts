@@ -58,9 +58,11 @@ export interface SentinelGroup {
   /**
    * Starts a killed node again as a replica of the current primary (`replicaof` rendered in
    * its config), never plainly (it would come back as a second primary with stale data);
-   * resolves once its replication link is up and the Sentinels list it as a replica.
+   * resolves once its replication link is up and the Sentinels list it as a replica (or,
+   * with `waitForSentinels: false`, once its link is up: the Sentinels' view follows within
+   * their next INFO round, which only a later failover needs).
    */
-  restartAsReplica(node: RedisNode): Promise<void>;
+  restartAsReplica(node: RedisNode, options?: { readonly waitForSentinels?: boolean }): Promise<void>;
   /** Waits until the group could fail over: every replica linked, and every Sentinel knowing the replicas and the other Sentinels. */
   waitUntilHealthy(timeoutMs?: number): Promise<void>;
   /** Sends one command to a node or Sentinel port and returns the reply (fails within `timeoutMs`). */
@@ -271,13 +273,25 @@ class PrivateSentinelGroup implements SentinelGroup {
     }
   }
 
-  async restartAsReplica(node: RedisNode): Promise<void> {
+  async restartAsReplica(node: RedisNode, options: { readonly waitForSentinels?: boolean } = {}): Promise<void> {
     const own = node as Node;
     if (own.process?.running) throw new Error(`redis ${own.name} still runs; kill it first`);
     const primary = await this.primary();
     if (primary === own) throw new Error(`the Sentinels still name ${own.name} as primary: wait for the failover first`);
     await this.#startNode(own, primary.port);
-    await this.waitUntilHealthy();
+    if (options.waitForSentinels ?? true) {
+      await this.waitUntilHealthy();
+      return;
+    }
+    // Only the data path: the replica is linked and synced. The Sentinels learn of it at
+    // their next INFO round (every 10 s), which only the next failover needs.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const info = infoFields(await call(own.port, ['INFO', 'replication']).catch(() => ''));
+      if (info.get('master_link_status') === 'up') return;
+      if (Date.now() > deadline) throw new Error(`${own.name} did not link to ${primary.name} within 20 s`);
+      await sleep(50);
+    }
   }
 
   async waitUntilHealthy(timeoutMs = 20_000): Promise<void> {
