@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { startTestNode } from './support/app-node.js';
 import type { TestNode } from './support/app-node.js';
-import { startRedis } from './support/redis-server.js';
+import { startRedis, waitUntilReplicaAcknowledges } from './support/redis-server.js';
 import type { RedisServer } from './support/redis-server.js';
 import { freshDatabaseUrl } from './support/servers.js';
 
@@ -21,17 +20,7 @@ describe('order writer with durability: replica', () => {
   before(async () => {
     primary = await startRedis();
     replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] });
-    const probe = new Redis(primary.url);
-    try {
-      // Until a fresh replica's first acknowledgement Redis answers WAIT with 0.
-      for (let i = 0; ; i++) {
-        await probe.set('replication-probe', String(i));
-        if (Number(await probe.call('WAIT', 1, 200)) >= 1) break;
-        assert.ok(i < 50, 'the replica never acknowledged a write');
-      }
-    } finally {
-      probe.disconnect();
-    }
+    await waitUntilReplicaAcknowledges(primary.url);
     app = await startTestNode({
       databaseUrl: await freshDatabaseUrl('sqlite'),
       redisUrl: primary.url,

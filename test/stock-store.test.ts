@@ -4,7 +4,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createStockStore, MemoryStockStore, RedisStockStore, ReleaseCode, ReserveCode } from '../src/stock/index.js';
 import type { RedisStockStoreOptions, ReserveResult, StockStore } from '../src/stock/index.js';
-import { startRedis } from './support/redis-server.js';
+import { startRedis, waitUntilReplicaAcknowledges } from './support/redis-server.js';
 import type { RedisServer } from './support/redis-server.js';
 
 const BACKENDS = ['memory', 'redis'] as const;
@@ -490,19 +490,7 @@ for (const backend of BACKENDS) {
             await sleep(50);
           }
           raw.disconnect();
-          // A replica whose link just came up may not have sent its first acknowledgement
-          // yet: Redis 7.0 answers WAIT with 0 until it has (seen for up to a second). Wait
-          // until a plain WAIT counts it, so what follows tests the store, not the handshake.
-          const probe = new Redis(redis!.url);
-          try {
-            for (let i = 0; ; i++) {
-              await probe.set('replication-probe', String(i));
-              if (Number(await probe.call('WAIT', 1, 200)) >= 1) break;
-              assert.ok(i < 50, 'the replica never acknowledged a write');
-            }
-          } finally {
-            probe.disconnect();
-          }
+          await waitUntilReplicaAcknowledges(redis!.url);
           await warmSale(durableStore, 1, 5);
           const { orderId } = await buy(durableStore, 1, 'alice');
           assert.equal(await durableStore.awaitDurable(1, orderId!), true);

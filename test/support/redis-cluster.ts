@@ -7,10 +7,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { ensureBinary } from './binaries.js';
 import { freePort } from './free-port.js';
 import { createScratchDir, removeScratchDir } from './scratch-dir.js';
+import { redisCall } from './redis-server.js';
 import { runSetupCommand, ServerProcess, ServerStartError } from './server-process.js';
 
 /** One master of the test cluster. */
@@ -54,27 +54,7 @@ export interface RedisClusterOptions {
 }
 
 /** Sends one command on a short-lived plain (non-cluster) connection to one node. */
-async function call(port: number, args: readonly (string | number)[], timeoutMs = 2000, readonly = false): Promise<unknown> {
-  const client = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    if (readonly) await client.call('READONLY');
-    return await client.call(String(args[0]), ...args.slice(1).map(String));
-  } finally {
-    client.disconnect();
-  }
-}
+const call = redisCall;
 
 class Node implements ClusterNode {
   process: ServerProcess | undefined;

@@ -8,10 +8,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { ensureBinary } from './binaries.js';
 import { freePort } from './free-port.js';
 import { createScratchDir, removeScratchDir } from './scratch-dir.js';
+import { redisCall } from './redis-server.js';
 import { ServerProcess, ServerStartError } from './server-process.js';
 
 /** The shipped template of a Redis server of the group, rendered by the harness. */
@@ -80,26 +80,7 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
 }
 
 /** Sends one command on a short-lived connection; a frozen (SIGSTOP) server fails it within the timeout. */
-async function call(port: number, args: readonly (string | number)[], timeoutMs = 2000): Promise<unknown> {
-  const client = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return await client.call(String(args[0]), ...args.slice(1).map(String));
-  } finally {
-    client.disconnect();
-  }
-}
+const call = (port: number, args: readonly (string | number)[], timeoutMs = 2000): Promise<unknown> => redisCall(port, args, timeoutMs);
 
 /** `INFO`-style text → fields. */
 function infoFields(text: unknown): Map<string, string> {

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { ensureBinary } from './binaries.js';
 import { freePort } from './free-port.js';
@@ -167,5 +168,50 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       // Another process took the port between freePort() and the bind: use a new one.
       if (!(error instanceof ServerStartError && error.addressInUse) || attempt >= 3) throw error;
     }
+  }
+}
+
+/**
+ * Sends one command on a short-lived connection to one Redis node (never through a
+ * cluster or Sentinel); a frozen (SIGSTOP) server fails it within the timeout. With
+ * `readonly`, the connection first says READONLY (reads on a cluster replica).
+ */
+export async function redisCall(port: number, args: readonly (string | number)[], timeoutMs = 2000, readonly = false): Promise<unknown> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    if (readonly) await client.call('READONLY');
+    return await client.call(String(args[0]), ...args.slice(1).map(String));
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Waits until the primary at `url` counts a replica in `WAIT`: a replica whose link has
+ * just come up is not counted until its first acknowledgement (Redis 7.0, up to about a
+ * second), so a test of durability would otherwise test the handshake.
+ */
+export async function waitUntilReplicaAcknowledges(url: string): Promise<void> {
+  const probe = new Redis(url);
+  try {
+    for (let i = 0; ; i++) {
+      await probe.set('replication-probe', String(i));
+      if (Number(await probe.call('WAIT', 1, 200)) >= 1) return;
+      if (i >= 50) throw new Error(`no replica of ${url} acknowledged a write within about 10 s`);
+    }
+  } finally {
+    probe.disconnect();
   }
 }
