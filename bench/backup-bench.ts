@@ -9,14 +9,15 @@
  *   --sales N    sales they are spread over (default 4)
  *   --rounds N   rounds of plain dump + our backup, medians reported (default 5)
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { sourceState, toolVersion } from './run-facts.js';
 import { restoreBackup, runBackup } from '../src/backup/index.js';
 import type { BackupManifest, ProgressEvent } from '../src/backup/index.js';
 import { loadConfig } from '../src/config/config.js';
@@ -32,7 +33,6 @@ import { loadOrders, MAX_ORDERS_PER_SALE, settle } from './backup-bench-data.js'
 import type { LoadedData } from './backup-bench-data.js';
 import { median, round, thousands } from './stats.js';
 
-const execFileAsync = promisify(execFile);
 
 /** The target the numbers are judged against (issue 4, "Benchmark"). */
 export const TARGETS = {
@@ -388,27 +388,7 @@ function formatTable(report: Report): string {
   return lines.join('\n');
 }
 
-async function version(command: string, args: string[], pattern: RegExp): Promise<string> {
-  try {
-    const { stdout, stderr } = await execFileAsync(command, args);
-    const text = `${stdout}${stderr}`;
-    return pattern.exec(text)?.[1] ?? text.trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
-/** The commit and how many files differ from it (read-only git commands). */
-async function sourceState(): Promise<{ commit: string; uncommittedFiles: number }> {
-  const cwd = fileURLToPath(new URL('../../', import.meta.url));
-  try {
-    const commit = (await execFileAsync('git', ['rev-parse', '--short', 'HEAD'], { cwd })).stdout.trim();
-    const status = (await execFileAsync('git', ['status', '--porcelain', '--untracked-files=all', '--', 'src', 'test'], { cwd })).stdout;
-    return { commit, uncommittedFiles: status.split('\n').filter(Boolean).length };
-  } catch {
-    return { commit: 'unknown', uncommittedFiles: -1 };
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -560,9 +540,9 @@ async function main(): Promise<number> {
       cpuModel: cpus()[0]?.model,
       memoryGiB: round(totalmem() / 2 ** 30, 1),
       node: process.version,
-      mariadb: manifest.database?.server.version ?? (await version('mariadbd', ['--version'], /Ver (\S+)/)),
+      mariadb: manifest.database?.server.version ?? (await toolVersion('mariadbd', ['--version'], /Ver (\S+)/)),
       dumpTool: manifest.database ? `${manifest.database.tool.name} ${manifest.database.tool.version}` : 'unknown',
-      zstd: await version('zstd', ['--version'], /(v\d+\.\d+\.\d+)/),
+      zstd: await toolVersion('zstd', ['--version'], /(v\d+\.\d+\.\d+)/),
       loadAverageAtEnd: loadavg().map((l) => round(l)),
     },
     settings: {

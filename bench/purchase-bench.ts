@@ -18,7 +18,7 @@
  *                       where their CPU time went (slower: numbers are not comparable, and
  *                       bench/results/latest.json is left alone)
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,8 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { sourceState, toolVersion } from './run-facts.js';
 import { AppClient } from '../test/support/app-client.js';
 import { CLI, startAppProcess } from '../test/support/app-process.js';
 import type { AppProcess } from '../test/support/app-process.js';
@@ -50,7 +51,6 @@ import { writeTokenFile } from './tokens.js';
 import { accepted, ensureWrk, readOrderIdFiles, runWrk, wrkVersion } from './wrk.js';
 import type { WrkResult } from './wrk.js';
 
-const execFileAsync = promisify(execFile);
 
 /** The targets the numbers are judged against (from the brief that asked for this benchmark). */
 export const TARGETS = {
@@ -712,26 +712,7 @@ async function headOfFile(from: string, to: string, count: number): Promise<void
   await once(out, 'finish');
 }
 
-async function version(command: string, args: string[], pattern: RegExp): Promise<string> {
-  try {
-    const { stdout } = await execFileAsync(command, args);
-    return pattern.exec(stdout)?.[1] ?? stdout.trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
-/** The commit and how many files differ from it (read-only git commands). */
-async function sourceState(): Promise<{ commit: string; uncommittedFiles: number }> {
-  const cwd = fileURLToPath(new URL('../../', import.meta.url));
-  try {
-    const commit = (await execFileAsync('git', ['rev-parse', '--short', 'HEAD'], { cwd })).stdout.trim();
-    const status = (await execFileAsync('git', ['status', '--porcelain', '--untracked-files=all', '--', 'src', 'test'], { cwd })).stdout;
-    return { commit, uncommittedFiles: status.split('\n').filter(Boolean).length };
-  } catch {
-    return { commit: 'unknown', uncommittedFiles: -1 };
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Report
@@ -1036,8 +1017,8 @@ async function main(): Promise<number> {
       memoryGiB: round(totalmem() / 2 ** 30, 1),
       node: process.version,
       wrk: await wrkVersion(wrk),
-      redis: needsServers ? await version('redis-server', ['--version'], /v=(\S+)/) : undefined,
-      mariadb: needsServers ? await version('mariadbd', ['--version'], /Ver (\S+)/) : undefined,
+      redis: needsServers ? await toolVersion('redis-server', ['--version'], /v=(\S+)/) : undefined,
+      mariadb: needsServers ? await toolVersion('mariadbd', ['--version'], /Ver (\S+)/) : undefined,
       loadAverageAtEnd: loadavg().map((l) => round(l)),
     },
     settings: {
