@@ -188,7 +188,7 @@ function redisSummary(stats: readonly RedisCommandStat[] | undefined, requests: 
   if (!stats || requests <= 0) return '';
   return stats
     .slice(0, 6)
-    .map((s) => `${s.command} ${(s.usec / requests).toFixed(1)}`)
+    .map((s) => `${s.command} ${(s.usec / requests).toFixed(1)} (${(s.calls / requests).toFixed(2)} calls)`)
     .join(', ');
 }
 

@@ -95,6 +95,36 @@ for (const backend of BACKENDS) {
       assert.equal(queued.length, 100);
     });
 
+    it('serves a burst in arrival order, whatever sales, limits and repeat buyers it mixes', async () => {
+      // Redis sends the reservations of a sale made in one turn of the event loop as one
+      // script call; each buyer must still get exactly what it would get alone, in order.
+      await warmSale(store, 1, 3);
+      await warmSale(store, 2, 1);
+      const burst = [
+        buy(store, 1, 'ann'),
+        buy(store, 2, 'bob'),
+        buy(store, 1, 'ann'),
+        buy(store, 1, 'cid', { perUserLimit: 1 }),
+        buy(store, 1, 'cid', { perUserLimit: 1 }),
+        buy(store, 2, 'dan'),
+        buy(store, 1, 'eve'),
+        buy(store, 1, 'fay'),
+        buy(store, 404, 'gus'),
+      ];
+      const [ann, bob, annAgain, cid, cidAgain, dan, eve, fay, gus] = await Promise.all(burst);
+      assert.equal(ann.code, ReserveCode.Reserved);
+      assert.deepEqual(annAgain, { code: ReserveCode.Duplicate, orderId: ann.orderId }, 'a repeat in the same burst gets the first order');
+      assert.equal(bob.code, ReserveCode.Reserved);
+      assert.equal(dan.code, ReserveCode.SoldOut, 'sale 2 had one unit, taken by bob who came first');
+      assert.equal(cid.code, ReserveCode.Reserved);
+      assert.equal(cidAgain.code, ReserveCode.RateLimited, 'the second attempt in the same second is over a limit of 1');
+      assert.equal(eve.code, ReserveCode.Reserved);
+      assert.equal(fay.code, ReserveCode.SoldOut, 'ann, cid and eve took the three units of sale 1');
+      assert.equal(gus.code, ReserveCode.NotWarmed);
+      assert.deepEqual(await store.snapshot(1), { remaining: 0, epoch: 'epoch-1', pending: 3 });
+      assert.deepEqual(await store.snapshot(2), { remaining: 0, epoch: 'epoch-1', pending: 1 });
+    });
+
     it('returns the same order to a user who retries 20 times concurrently', async () => {
       await warmSale(store, 1, 10);
       const results = await Promise.all(Array.from({ length: 20 }, () => buy(store, 1, 'alice')));

@@ -16,6 +16,7 @@ import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerOrderRoutes } from './routes/order-routes.js';
 import { registerSaleRoutes } from './routes/sale-routes.js';
+import { soldOutGateServer } from './sold-out-gate.js';
 
 /** Everything the routes need, built once by the node and shared by all requests. */
 export interface ApiServices {
@@ -62,6 +63,8 @@ export function buildApi(services: ApiServices, log: Logger): FastifyInstance {
     trustProxy: config.trustProxy,
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // Purchases of a sale known to be sold out are answered before fastify sees them.
+    ...(config.roles.includes('api') ? { serverFactory: soldOutGateServer(services) } : {}),
   });
 
   // A purchase has no body, but clients often send `content-type: application/json` anyway.

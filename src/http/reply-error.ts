@@ -21,6 +21,11 @@ export function replyError(reply: FastifyReply, code: ErrorCode, message?: strin
   return reply.send({ code, message });
 }
 
+/** The body of `code`'s error with its standard message, as sent. */
+export function standardErrorBody(code: ErrorCode): string {
+  return STANDARD_BODIES.get(code)!;
+}
+
 /** Parses a numeric id from a path; null when it is not one (the caller answers 404). */
 export function parseId(text: string): number | null {
   return /^[1-9][0-9]{0,14}$/.test(text) ? Number(text) : null;

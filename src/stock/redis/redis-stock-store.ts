@@ -16,6 +16,7 @@ import type {
 } from '../stock-store.js';
 import { ReserveCode } from '../stock-store.js';
 import { checkWarmup } from '../warmup-check.js';
+import { ReserveBatcher } from './reserve-batcher.js';
 import { StockKeys } from './stock-keys.js';
 import { StockScripts, toQueuedOrder } from './stock-scripts.js';
 
@@ -114,6 +115,8 @@ export class RedisStockStore implements StockStore {
   #readTurn = 0;
   /** The token of this process's latest pause of each sale, until its warm-up uses it. */
   readonly #pauseTokens = new Map<number, string>();
+  /** Sends the reservations of a sale that arrive together as one script call. */
+  readonly #batcher = new ReserveBatcher((saleId, requests) => this.#reserveBatch(saleId, requests));
 
   /**
    * Creates a store and waits until Redis answers.
@@ -211,11 +214,14 @@ export class RedisStockStore implements StockStore {
     await this.#scripts.warm(keys, staging, checked, WRITERS_GROUP, token);
   }
 
+  /**
+   * Reservations of one sale made during the same turn of the event loop go to Redis as one
+   * script call (see {@link ReserveBatcher}); each still gets its own result.
+   */
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
-    const keys = this.#keys.sale(request.saleId);
-    const attempts = this.#keys.userAttempts(request.saleId, request.userId, Math.floor(request.now / 1000));
-    const result = await this.#scripts.reserve(keys, attempts, request);
+    const result = await this.#batcher.reserve(request);
     if (this.#options.durability !== 'replica') return result;
+    const keys = this.#keys.sale(request.saleId);
     if (this.#clusterWaiter) {
       if (result.code === ReserveCode.Reserved) this.#rememberBuyer(`${request.saleId}:${request.orderId}`, request.userId);
       if (result.code === ReserveCode.Duplicate) {
@@ -232,6 +238,17 @@ export class RedisStockStore implements StockStore {
       await this.#confirmExisting(request.saleId, result.orderId!);
     }
     return result;
+  }
+
+  #reserveBatch(saleId: number, requests: readonly ReserveRequest[]): Promise<ReserveResult[]> {
+    let attempts: string[] | undefined;
+    if (requests[0].perUserLimit > 0) {
+      attempts = new Array<string>(requests.length);
+      for (let i = 0; i < requests.length; i++) {
+        attempts[i] = this.#keys.userAttempts(saleId, requests[i].userId, Math.floor(requests[i].now / 1000));
+      }
+    }
+    return this.#scripts.reserve(this.#keys.sale(saleId), requests, attempts);
   }
 
   /**

@@ -18,9 +18,12 @@ import { ReleaseCode, ReserveCode } from '../stock-store.js';
 import type { QueuedOrder, QueueEntryRef, ReserveRequest, ReserveResult } from '../stock-store.js';
 import type { SaleKeys } from './stock-keys.js';
 
-/** Script files by operation; as in BullMQ, the number in a name is how many keys it takes. */
+/**
+ * Script files by operation; as in BullMQ, the number in a name is how many keys it takes.
+ * A name without one takes a varying number, passed first on each call.
+ */
 const SCRIPT_FILES = {
-  reserve: 'reserve-5.lua',
+  reserve: 'reserve-batch.lua',
   release: 'release-2.lua',
   warm: 'warm-7.lua',
   read: 'read-2.lua',
@@ -32,7 +35,8 @@ type ScriptName = keyof typeof SCRIPT_FILES;
 interface LoadedScript {
   /** Command name on the client, versioned by the script's content. */
   readonly command: string;
-  readonly numberOfKeys: number;
+  /** Undefined for a script whose number of keys varies: each call passes it first. */
+  readonly numberOfKeys: number | undefined;
   readonly lua: string;
 }
 
@@ -60,7 +64,8 @@ function loadScripts(): ReadonlyMap<ScriptName, LoadedScript> {
     }
     // A content hash in the name: two deployed versions sharing a client never overwrite each other.
     const version = createHash('sha1').update(lua).digest('hex').slice(0, 12);
-    const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
+    const keyCount = /-(\d+)\.lua$/.exec(file)?.[1];
+    const numberOfKeys = keyCount === undefined ? undefined : Number(keyCount);
     scripts.set(name, { command: `seckill_${name}_${version}`, numberOfKeys, lua });
   }
   cachedScripts = scripts;
@@ -83,16 +88,37 @@ export class StockScripts {
     }
   }
 
-  /** See `reserve-5.lua`. */
-  async reserve(keys: SaleKeys, attemptsKey: string, request: ReserveRequest): Promise<ReserveResult> {
-    const reply = await this.#run(
-      'reserve',
-      [keys.state, keys.buyers, keys.holders, keys.orders, attemptsKey],
-      [request.userId, request.orderId, request.now, request.perUserLimit],
-    );
-    const [code, orderId] = reply as [number, string?];
-    if (!RESERVE_CODES.has(code)) throw unexpectedReply('reserve', reply);
-    return orderId === undefined ? { code: code as ReserveCode } : { code: code as ReserveCode, orderId };
+  /**
+   * See `reserve-batch.lua`: reserves for `requests`, all of one sale and with one
+   * `perUserLimit`, in order, and answers one result per request.
+   */
+  async reserve(keys: SaleKeys, requests: readonly ReserveRequest[], attemptsKeys: readonly string[] | undefined): Promise<ReserveResult[]> {
+    const n = requests.length;
+    const keyCount = 4 + (attemptsKeys?.length ?? 0);
+    const keysAndArgs: (string | number)[] = new Array(1 + keyCount + 1 + 3 * n);
+    keysAndArgs[0] = keyCount;
+    keysAndArgs[1] = keys.state;
+    keysAndArgs[2] = keys.buyers;
+    keysAndArgs[3] = keys.holders;
+    keysAndArgs[4] = keys.orders;
+    let at = 5;
+    if (attemptsKeys) for (const key of attemptsKeys) keysAndArgs[at++] = key;
+    keysAndArgs[at++] = n === 0 ? 0 : requests[0].perUserLimit;
+    for (const request of requests) {
+      keysAndArgs[at++] = request.userId;
+      keysAndArgs[at++] = request.orderId;
+      keysAndArgs[at++] = request.now;
+    }
+    const reply = (await this.#command('reserve').apply(this.#client, keysAndArgs)) as unknown[];
+    if (!Array.isArray(reply) || reply.length !== 2 * n) throw unexpectedReply('reserve', reply);
+    const results: ReserveResult[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const code = reply[2 * i] as number;
+      const orderId = reply[2 * i + 1] as string;
+      if (!RESERVE_CODES.has(code)) throw unexpectedReply('reserve', reply);
+      results[i] = orderId === '' ? { code: code as ReserveCode } : { code: code as ReserveCode, orderId };
+    }
+    return results;
   }
 
   /** See `release-2.lua`. */
@@ -160,9 +186,12 @@ export class StockScripts {
   }
 
   #run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return this.#command(name).call(this.#client, ...keys, ...args);
+  }
+
+  #command(name: ScriptName): ScriptCommand {
     const script = this.#scripts.get(name)!;
-    const command = (this.#client as unknown as Record<string, ScriptCommand>)[script.command];
-    return command.call(this.#client, ...keys, ...args);
+    return (this.#client as unknown as Record<string, ScriptCommand>)[script.command];
   }
 }
 
