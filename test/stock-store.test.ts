@@ -505,6 +505,23 @@ for (const backend of BACKENDS) {
         }
       });
 
+      it('redis: lets every rate-limit counter expire, even from a second with a single purchase', async () => {
+        const raw = new Redis(redis!.url);
+        try {
+          await warmSale(store, 5, 10);
+          await buy(store, 5, 'alone', { perUserLimit: 3, now: NOW });
+          await Promise.all(['x', 'y', 'x'].map((user) => buy(store, 5, user, { perUserLimit: 3, now: NOW + 1000 })));
+          const counters = await raw.keys('*:rl:*');
+          assert.equal(counters.length, 2, counters.join(' '));
+          for (const key of counters) {
+            const ttl = await raw.pttl(key);
+            assert.ok(ttl > 0 && ttl <= 2000, `${key} expires (PTTL ${ttl})`);
+          }
+        } finally {
+          raw.disconnect();
+        }
+      });
+
       it('redis: confirms durability only when a replica has the order', async () => {
         const primary = new Redis(redis!.url);
         // The default waits 5 s for more replicas before the first sync.

@@ -241,13 +241,7 @@ export class RedisStockStore implements StockStore {
   }
 
   #reserveBatch(saleId: number, requests: readonly ReserveRequest[]): Promise<ReserveResult[]> {
-    let attempts: string[] | undefined;
-    if (requests[0].perUserLimit > 0) {
-      attempts = new Array<string>(requests.length);
-      for (let i = 0; i < requests.length; i++) {
-        attempts[i] = this.#keys.userAttempts(saleId, requests[i].userId, Math.floor(requests[i].now / 1000));
-      }
-    }
+    const attempts = this.#keys.attempts(saleId, Math.floor(requests[0].now / 1000));
     return this.#scripts.reserve(this.#keys.sale(saleId), requests, attempts);
   }
 

@@ -49,9 +49,9 @@ export class StockKeys {
     };
   }
 
-  /** Counter of one user's reservation attempts in one sale during one second. */
-  userAttempts(saleId: number, userId: string, second: number): string {
-    return `${this.#saleBase(saleId)}:rl:${userId}:${second}`;
+  /** Hash of the reservation attempts in one sale during one second: user id → count. */
+  attempts(saleId: number, second: number): string {
+    return `${this.#saleBase(saleId)}:rl:${second}`;
   }
 
   /**

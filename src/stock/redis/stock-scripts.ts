@@ -18,12 +18,9 @@ import { ReleaseCode, ReserveCode } from '../stock-store.js';
 import type { QueuedOrder, QueueEntryRef, ReserveRequest, ReserveResult } from '../stock-store.js';
 import type { SaleKeys } from './stock-keys.js';
 
-/**
- * Script files by operation; as in BullMQ, the number in a name is how many keys it takes.
- * A name without one takes a varying number, passed first on each call.
- */
+/** Script files by operation; as in BullMQ, the number in a name is how many keys it takes. */
 const SCRIPT_FILES = {
-  reserve: 'reserve-batch.lua',
+  reserve: 'reserve-batch-5.lua',
   release: 'release-2.lua',
   warm: 'warm-7.lua',
   read: 'read-2.lua',
@@ -35,8 +32,7 @@ type ScriptName = keyof typeof SCRIPT_FILES;
 interface LoadedScript {
   /** Command name on the client, versioned by the script's content. */
   readonly command: string;
-  /** Undefined for a script whose number of keys varies: each call passes it first. */
-  readonly numberOfKeys: number | undefined;
+  readonly numberOfKeys: number;
   readonly lua: string;
 }
 
@@ -64,8 +60,7 @@ function loadScripts(): ReadonlyMap<ScriptName, LoadedScript> {
     }
     // A content hash in the name: two deployed versions sharing a client never overwrite each other.
     const version = createHash('sha1').update(lua).digest('hex').slice(0, 12);
-    const keyCount = /-(\d+)\.lua$/.exec(file)?.[1];
-    const numberOfKeys = keyCount === undefined ? undefined : Number(keyCount);
+    const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
     scripts.set(name, { command: `seckill_${name}_${version}`, numberOfKeys, lua });
   }
   cachedScripts = scripts;
@@ -89,21 +84,19 @@ export class StockScripts {
   }
 
   /**
-   * See `reserve-batch.lua`: reserves for `requests`, all of one sale and with one
+   * See `reserve-batch-5.lua`: reserves for `requests`, all of one sale and with one
    * `perUserLimit`, in order, and answers one result per request.
    */
-  async reserve(keys: SaleKeys, requests: readonly ReserveRequest[], attemptsKeys: readonly string[] | undefined): Promise<ReserveResult[]> {
+  async reserve(keys: SaleKeys, requests: readonly ReserveRequest[], attemptsKey: string): Promise<ReserveResult[]> {
     const n = requests.length;
-    const keyCount = 4 + (attemptsKeys?.length ?? 0);
-    const keysAndArgs: (string | number)[] = new Array(1 + keyCount + 1 + 3 * n);
-    keysAndArgs[0] = keyCount;
-    keysAndArgs[1] = keys.state;
-    keysAndArgs[2] = keys.buyers;
-    keysAndArgs[3] = keys.holders;
-    keysAndArgs[4] = keys.orders;
-    let at = 5;
-    if (attemptsKeys) for (const key of attemptsKeys) keysAndArgs[at++] = key;
-    keysAndArgs[at++] = n === 0 ? 0 : requests[0].perUserLimit;
+    const keysAndArgs: (string | number)[] = new Array(6 + 3 * n);
+    keysAndArgs[0] = keys.state;
+    keysAndArgs[1] = keys.buyers;
+    keysAndArgs[2] = keys.holders;
+    keysAndArgs[3] = keys.orders;
+    keysAndArgs[4] = attemptsKey;
+    keysAndArgs[5] = n === 0 ? 0 : requests[0].perUserLimit;
+    let at = 6;
     for (const request of requests) {
       keysAndArgs[at++] = request.userId;
       keysAndArgs[at++] = request.orderId;
