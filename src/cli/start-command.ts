@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { SeckillConfig } from '../config/index.js';
 import { commandConfigWithSecrets, serverUrl } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
+import { WorkerRestarts } from './worker-restarts.js';
 
 export interface StartOptions {
   readonly workers?: string;
@@ -66,9 +67,11 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     // and those not yet accepted wait in the backlog for the surviving workers.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     let stopping = false;
-    const indexOf = new Map<number, number>();
+    const slots = new Map<number, { readonly index: number; readonly startedAt: number }>();
+    const restarts = new WorkerRestarts();
+    const pendingRestarts = new Set<NodeJS.Timeout>();
     const fork = (index: number): void => {
-      indexOf.set(cluster.fork({ SECKILL_WORKER_INDEX: String(index) }).id, index);
+      slots.set(cluster.fork({ SECKILL_WORKER_INDEX: String(index) }).id, { index, startedAt: Date.now() });
     };
     for (let i = 0; i < config.workers; i++) fork(i);
     cluster.on('exit', (worker, code, signal) => {
@@ -81,12 +84,27 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
         }
         return;
       }
-      log.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
-      fork(indexOf.get(worker.id) ?? 0);
+      const slot = slots.get(worker.id) ?? { index: 0, startedAt: 0 };
+      slots.delete(worker.id);
+      const livedMs = Date.now() - slot.startedAt;
+      const delayMs = restarts.delayAfterDeath(slot.index, livedMs);
+      log.error({ pid: worker.process.pid, code, signal, worker: slot.index, livedMs, restartInMs: delayMs }, `worker died; starting another${delayMs > 0 ? ` in ${delayMs} ms (it died ${livedMs} ms after its start)` : ''}`);
+      if (delayMs === 0) {
+        fork(slot.index);
+        return;
+      }
+      const timer = setTimeout(() => {
+        pendingRestarts.delete(timer);
+        if (!stopping) fork(slot.index);
+      }, delayMs);
+      pendingRestarts.add(timer);
     });
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
+      // A worker waiting to be restarted is not: nothing must keep the primary alive after the stop.
+      for (const timer of pendingRestarts) clearTimeout(timer);
+      pendingRestarts.clear();
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     };
     // `on`, not `once`: a repeated signal must not fall through to the default action, which
@@ -100,11 +118,20 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
 
   const index = process.env.SECKILL_WORKER_INDEX ?? '0';
   const { startNode } = await import('../app/seckill-node.js');
-  const node = await startNode(config, {
-    log,
-    migrate: cluster.isPrimary,
-    consumer: `${hostname()}:${process.pid}:${index}`,
-  });
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode(config, {
+      log,
+      migrate: cluster.isPrimary,
+      consumer: `${hostname()}:${process.pid}:${index}`,
+    });
+  } catch (error) {
+    if (!cluster.isWorker) throw error;
+    // A worker must die of it: its channel to the primary would keep it running without a
+    // listener, and the primary, seeing nothing wrong, would never start another.
+    process.stderr.write(`seckill: worker ${index} could not start: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
   if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
   let stopping = false;
   const shutdown = (signal: string): void => {
