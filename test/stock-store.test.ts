@@ -269,6 +269,32 @@ for (const backend of BACKENDS) {
       assert.deepEqual(read.slice(0, 2).map((order) => order.entryId), abandoned.map((order) => order.entryId));
     });
 
+    it('keeps exactly the unacknowledged entries queued however the writers finish', async () => {
+      await warmSale(store, 1, 10);
+      for (const user of ['a', 'b', 'c', 'd', 'e', 'f']) await buy(store, 1, user);
+      const early = await store.readOrders('writer-1', [1], 2, 60_000);
+      const late = await store.readOrders('writer-2', [1], 2, 60_000);
+      const queued = async (): Promise<string[]> => (await store.queuedOrders(1)).map((order) => order.userId);
+
+      // The later batch is committed first: the earlier one is still in the queue, below it.
+      await store.ackOrders(1, late);
+      assert.deepEqual(await queued(), ['a', 'b', 'e', 'f']);
+      assert.equal((await store.snapshot(1))?.pending, 4);
+      await store.ackOrders(1, early);
+      assert.deepEqual(await queued(), ['e', 'f'], 'undelivered entries stay');
+      assert.equal((await store.snapshot(1))?.pending, 2);
+      await store.ackOrders(1, early);
+      assert.deepEqual(await queued(), ['e', 'f'], 'an acknowledgement replayed removes nothing else');
+
+      const rest = await store.readOrders('writer-1', [1], 10, 60_000);
+      assert.deepEqual(rest.map((order) => order.userId), ['e', 'f']);
+      await store.ackOrders(1, rest.slice(1));
+      assert.deepEqual(await queued(), ['e'], 'an entry still pending stays, though later ones were acknowledged');
+      await store.ackOrders(1, rest.slice(0, 1));
+      assert.deepEqual(await queued(), []);
+      assert.equal((await store.snapshot(1))?.pending, 0);
+    });
+
     it('removes acknowledged entries from the queue', async () => {
       await warmSale(store, 1, 5);
       await Promise.all(['a', 'b', 'c'].map((user) => buy(store, 1, user)));
