@@ -9,6 +9,8 @@
   the largest part of what the writer cost Redis per order). Acknowledged entries above
   that line (a writer that finished before another one that read earlier) are deleted with
   XDEL as before. Either way the stream holds exactly the entries not yet acknowledged.
+  This takes the writers' group to be the stream's only reader, as everywhere in the store:
+  another group's undelivered entries below the line would go too.
 
   Input:
     KEYS[1] orders stream
