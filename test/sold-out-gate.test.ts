@@ -47,6 +47,10 @@ describe('sold-out gate', () => {
     assert.deepEqual([anonymous.status, anonymous.body.code], [401, 'UNAUTHORIZED']);
     const wrongMethod = await client.request('GET', `/api/sales/${saleId}/purchase`, { token: client.tokenFor('late') });
     assert.equal(wrongMethod.status, 404);
+    const withBody = await client.request('POST', `/api/sales/${saleId}/purchase`, { token: client.tokenFor('late'), body: {} });
+    assert.deepEqual([withBody.status, withBody.body.code], [409, 'SOLD_OUT'], 'a body the route accepts');
+    const huge = await client.request('POST', `/api/sales/${saleId}/purchase`, { token: client.tokenFor('late'), body: { pad: 'x'.repeat(64 * 1024) } });
+    assert.deepEqual([huge.status, huge.body.code], [413, 'PAYLOAD_TOO_LARGE'], 'the body limit still applies');
     const page = await client.request('GET', `/api/sales/${saleId}`);
     assert.deepEqual([page.status, page.body.state], [200, 'sold_out']);
   });

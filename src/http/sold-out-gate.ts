@@ -25,9 +25,10 @@ export interface SoldOutGateServices {
  * route gives (the route still answers it too, for the first request after a sell-out and
  * for anything the gate lets through).
  *
- * It answers only what it is sure of: a POST to the purchase path that carries a bearer
- * header (so a request without one still gets 401 from the route) for a sale this node knows
- * to be open and sold out (see {@link Checkout.knownSoldOut}). Everything else goes to fastify.
+ * It answers only what it is sure of: a POST to the purchase path, without a body, that
+ * carries a bearer header (so a request without one still gets 401 from the route) for a
+ * sale this node knows to be open and sold out (see {@link Checkout.knownSoldOut}).
+ * Everything else goes to fastify.
  *
  * @returns a fastify `serverFactory`: the HTTP server fastify would make, with the gate in front.
  */
@@ -46,8 +47,11 @@ export function soldOutGateServer(
     if (req.method !== 'POST') return false;
     const match = PURCHASE_PATH.exec(req.url ?? '');
     if (match === null) return false;
-    const { authorization } = req.headers;
+    const { authorization, 'content-length': length, 'transfer-encoding': chunked } = req.headers;
     if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
+    // A purchase has no body. One that comes with a body goes to fastify, whose body limit
+    // applies: answered here, node would read and throw away whatever the client sends.
+    if (chunked !== undefined || (length !== undefined && length !== '0')) return false;
     const started = performance.now();
     if (!checkout.knownSoldOut(Number(match[1])) || !isAccepting()) return false;
     res.writeHead(status, headers);
