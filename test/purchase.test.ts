@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { inParallel } from './support/app-client.js';
+import { AppClient, inParallel } from './support/app-client.js';
 import { startTestNode } from './support/app-node.js';
 import type { TestNode } from './support/app-node.js';
 import { startRedis } from './support/redis-server.js';
@@ -116,6 +116,35 @@ for (const backend of BACKENDS) {
       assert.deepEqual([cancel.status, cancel.body.code], [409, 'ORDER_PAID']);
       const retry = await client.purchase(saleId, 'owner');
       assert.deepEqual([retry.status, retry.body], [200, { orderId, status: 'paid' }], 'a retry returns the same, now paid, order');
+    });
+
+    it('gives a buyer who retries after the sell-out the order back, and everyone else SOLD_OUT', async () => {
+      const { client } = app;
+      const saleId = await client.createSale(3);
+      const bought = await client.purchase(saleId, 'early-bird');
+      assert.equal(bought.status, 202);
+      await Promise.all(['b2', 'b3'].map((user) => client.purchase(saleId, user)));
+      assert.equal((await client.purchase(saleId, 'latecomer')).body.code, 'SOLD_OUT');
+      // The node learns the buyers of a sold-out sale in the background; until then a holder
+      // is answered SOLD_OUT like everyone else.
+      const deadline = Date.now() + 10_000;
+      let retry = await client.purchase(saleId, 'early-bird');
+      while (retry.status === 409 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        retry = await client.purchase(saleId, 'early-bird');
+      }
+      assert.equal(retry.status, 200, `the holder's retry: ${JSON.stringify(retry.body)}`);
+      assert.equal(retry.body.orderId, bought.body.orderId, 'the same order, not a second one');
+      for (let i = 0; i < 20; i++) {
+        const other = await client.purchase(saleId, `late-${i}`);
+        assert.deepEqual([other.status, other.body.code], [409, 'SOLD_OUT']);
+      }
+      // A token for the holder signed with another key learns nothing: SOLD_OUT, as for anyone.
+      const forged = new AppClient(client.baseUrl, 'not-the-admin-token', 'not-the-jwt-secret-of-this-node-at-all');
+      const probe = await forged.purchase(saleId, 'early-bird');
+      assert.deepEqual([probe.status, probe.body.code], [409, 'SOLD_OUT']);
+      const stats = await client.stats(saleId);
+      assert.equal(stats.body.remaining, 0);
     });
 
     it('returns the unit of a cancelled order to sale exactly once', async () => {

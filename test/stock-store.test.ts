@@ -125,6 +125,19 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await store.snapshot(2), { remaining: 0, epoch: 'epoch-1', pending: 1 });
     });
 
+    it('counts and lists the users who hold an order in a sale', async () => {
+      await warmSale(store, 1, 5000);
+      const orders = await buyMany(store, 1, 2500);
+      assert.equal(await store.buyerCount(1), 2500);
+      assert.equal(await store.buyerCount(404), 0);
+      const listed: string[] = [];
+      for await (const users of store.buyers(1)) listed.push(...users);
+      assert.deepEqual(new Set(listed), new Set(orders.keys()));
+      const none: string[] = [];
+      for await (const users of store.buyers(404)) none.push(...users);
+      assert.deepEqual(none, []);
+    });
+
     it('returns the same order to a user who retries 20 times concurrently', async () => {
       await warmSale(store, 1, 10);
       const results = await Promise.all(Array.from({ length: 20 }, () => buy(store, 1, 'alice')));

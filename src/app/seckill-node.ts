@@ -14,6 +14,7 @@ import { SeckillMetrics } from '../ops/metrics.js';
 import { startOps } from '../ops/ops-role.js';
 import type { OpsRole } from '../ops/ops-role.js';
 import { Checkout } from '../orders/checkout.js';
+import { SoldOutHolders } from '../orders/sold-out-holders.js';
 import { OrderBook } from '../orders/order-book.js';
 import { OrderWriter } from '../orders/order-writer.js';
 import { PaymentWindow } from '../orders/payment-window.js';
@@ -111,7 +112,12 @@ export async function startNode(config: SeckillConfig, options: StartNodeOptions
   const reconciler = new Reconciler(db, stockStore);
   const paymentWindow = new PaymentWindow(db, stockStore, catalog, metrics, log, config.expiryIntervalMs);
   const orders = new OrderBook(db, stockStore, paymentWindow, reads);
-  const checkout = new Checkout(stockStore, catalog, { rateLimitPerUser: config.rateLimitPerUser, rateLimitPerIp: config.rateLimitPerIp });
+  const checkout = new Checkout(
+    stockStore,
+    catalog,
+    { rateLimitPerUser: config.rateLimitPerUser, rateLimitPerIp: config.rateLimitPerIp },
+    new SoldOutHolders(stockStore, log),
+  );
   let accepting = false;
 
   if (stockStore instanceof MemoryStockStore) {

@@ -30,6 +30,29 @@ export class UserTokens {
 }
 
 /**
+ * The `sub` a bearer token claims, WITHOUT checking its signature or expiry: for choosing a
+ * path only (the sold-out fast answer), never for granting anything. Null when the header
+ * holds no readable `sub` that is a valid user id.
+ *
+ * It runs on every purchase of a sold-out sale, so it looks for `"sub":"…"` in the decoded
+ * payload instead of parsing it as JSON (about 0.35 µs against 1.5 µs here). A payload it
+ * cannot read that way (escapes, odd spacing) gives null: the request is then answered as
+ * anyone's would be, never wrongly granted anything.
+ */
+export function unverifiedSubject(authorization: string | undefined): string | null {
+  if (authorization === undefined || !authorization.startsWith('Bearer ')) return null;
+  const first = authorization.indexOf('.', 7);
+  const second = first < 0 ? -1 : authorization.indexOf('.', first + 1);
+  if (second < 0) return null;
+  const payload = Buffer.from(authorization.slice(first + 1, second), 'base64url').toString('latin1');
+  const at = payload.indexOf('"sub":"');
+  const end = at < 0 ? -1 : payload.indexOf('"', at + 7);
+  if (end < 0) return null;
+  const sub = payload.slice(at + 7, end);
+  return USER_ID.test(sub) ? sub : null;
+}
+
+/**
  * Mints a user token (HS256, `sub` = user id, `exp` = now + ttl).
  *
  * @example

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyServerOptions } from 'fastify';
 import type { SeckillMetrics } from '../ops/metrics.js';
 import type { Checkout } from '../orders/checkout.js';
+import { unverifiedSubject } from './auth.js';
 import { ERRORS } from './errors.js';
 import { standardErrorBody } from './reply-error.js';
 
@@ -27,8 +28,9 @@ export interface SoldOutGateServices {
  *
  * It answers only what it is sure of: a POST to the purchase path, without a body, that
  * carries a bearer header (so a request without one still gets 401 from the route) for a
- * sale this node knows to be open and sold out (see {@link Checkout.knownSoldOut}).
- * Everything else goes to fastify.
+ * sale this node knows to be open and sold out, from a user who holds no order in it (see
+ * {@link Checkout.mayHoldOrder}: a buyer retrying after the sell-out gets the order back
+ * from the route). Everything else goes to fastify.
  *
  * @returns a fastify `serverFactory`: the HTTP server fastify would make, with the gate in front.
  */
@@ -53,7 +55,8 @@ export function soldOutGateServer(
     // applies: answered here, node would read and throw away whatever the client sends.
     if (chunked !== undefined || (length !== undefined && length !== '0')) return false;
     const started = performance.now();
-    if (!checkout.knownSoldOut(Number(match[1])) || !isAccepting()) return false;
+    const saleId = Number(match[1]);
+    if (!checkout.knownSoldOut(saleId) || !isAccepting() || checkout.mayHoldOrder(saleId, () => unverifiedSubject(authorization))) return false;
     res.writeHead(status, headers);
     res.end(body);
     metrics.purchases.inc('sold_out');

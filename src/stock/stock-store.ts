@@ -116,6 +116,16 @@ export interface StockStore {
   /** The user id of `orderId` if it is accepted and still queued, else null. */
   findQueued(saleId: number, orderId: string): Promise<string | null>;
 
+  /** How many users hold an order in the sale, as far as the stock store knows (0 for an unknown sale). */
+  buyerCount(saleId: number): Promise<number>;
+
+  /**
+   * Every user who holds an order in the sale, in chunks of about a thousand: for an
+   * in-process view of the buyers (see `SoldOutHolders`). Not a snapshot: users who buy
+   * while it runs may or may not be in it.
+   */
+  buyers(saleId: number): AsyncIterable<readonly string[]>;
+
   /** Every order still in the sale's queue (for reconciliation). */
   queuedOrders(saleId: number): Promise<QueuedOrder[]>;
 

@@ -154,6 +154,15 @@ export class MemoryStockStore implements StockStore {
     if (sale) sale.epoch = null;
   }
 
+  async buyerCount(saleId: number): Promise<number> {
+    return this.#sales.get(saleId)?.buyers.size ?? 0;
+  }
+
+  async *buyers(saleId: number): AsyncIterable<readonly string[]> {
+    const users = [...(this.#sales.get(saleId)?.buyers.keys() ?? [])];
+    for (let i = 0; i < users.length; i += 1000) yield users.slice(i, i + 1000);
+  }
+
   async findQueued(saleId: number, orderId: string): Promise<string | null> {
     return this.#sales.get(saleId)?.queue.userOf(orderId) ?? null;
   }

@@ -337,6 +337,22 @@ export class RedisStockStore implements StockStore {
     return token;
   }
 
+  buyerCount(saleId: number): Promise<number> {
+    return this.#client.hlen(this.#keys.sale(saleId).buyers);
+  }
+
+  async *buyers(saleId: number): AsyncIterable<readonly string[]> {
+    const key = this.#keys.sale(saleId).buyers;
+    let cursor = '0';
+    do {
+      const [next, fieldsAndValues] = await this.#client.hscan(key, cursor, 'COUNT', 1000);
+      cursor = next;
+      const users: string[] = new Array(fieldsAndValues.length / 2);
+      for (let i = 0; i < users.length; i++) users[i] = fieldsAndValues[2 * i];
+      if (users.length > 0) yield users;
+    } while (cursor !== '0');
+  }
+
   findQueued(saleId: number, orderId: string): Promise<string | null> {
     return this.#client.hget(this.#keys.sale(saleId).holders, orderId);
   }
