@@ -4,6 +4,8 @@ import { BloomFilter } from './bloom-filter.js';
 
 /** How often, at most, a sale's buyer count is compared with the view's. */
 const RECHECK_MS = 1000;
+/** A sale not flagged sold out for this long (ended, or selling again) is forgotten, filter and all. */
+const FORGET_AFTER_MS = 10 * 60_000;
 
 interface SaleHolders {
   /** Buyers when loaded; the count tells when to load again. */
@@ -31,6 +33,7 @@ export class SoldOutHolders {
   readonly #store: Pick<StockStore, 'buyerCount' | 'buyers'>;
   readonly #log: Pick<Logger, 'warn'> | undefined;
   readonly #sales = new Map<number, SaleHolders>();
+  #prunedAt = 0;
 
   constructor(store: Pick<StockStore, 'buyerCount' | 'buyers'>, log?: Pick<Logger, 'warn'>) {
     this.#store = store;
@@ -42,6 +45,11 @@ export class SoldOutHolders {
    * unless loaded with the current count, or checked less than a second ago.
    */
   refresh(saleId: number, now = Date.now()): void {
+    if (now - this.#prunedAt > RECHECK_MS * 60) {
+      // A filter can take megabytes (about 1.2 MB per million buyers): keep only live ones.
+      this.#prunedAt = now;
+      for (const [id, held] of this.#sales) if (!held.loading && now - held.checkedAt > FORGET_AFTER_MS) this.#sales.delete(id);
+    }
     let sale = this.#sales.get(saleId);
     if (sale === undefined) {
       sale = { filter: undefined, count: -1, checkedAt: -Infinity, loading: false };
