@@ -4,6 +4,7 @@
  * orders bought meanwhile must reach the database once it is back.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { TestNode } from './support/app-node.js';
 import { startTestNode } from './support/app-node.js';
@@ -11,6 +12,15 @@ import type { DatabaseServer } from './support/database-server.js';
 import { startMariaDb } from './support/mariadb-server.js';
 import { startRedis } from './support/redis-server.js';
 import type { RedisServer } from './support/redis-server.js';
+
+/** Waits until /proc shows `pid` stopped (state T), at most 5 s. */
+async function untilStopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!/^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) {
+    if (Date.now() > deadline) throw new Error(`process ${pid} was sent SIGSTOP but is not stopped after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 /** HAProxy's `timeout check` in deploy/haproxy/haproxy.cfg.template. */
 const BALANCER_CHECK_TIMEOUT_MS = 400;
@@ -35,6 +45,9 @@ describe('health while the database hangs', () => {
     assert.equal((await app.client.purchase(saleId, 'before')).status, 202);
     await app.client.drained(saleId);
     mariadb.kill('SIGSTOP');
+    // The signal is sent at once but takes effect asynchronously: a check sent right after
+    // could still be answered (it was once, in CI). Wait until the kernel shows it stopped.
+    await untilStopped(mariadb.pid!);
     try {
       const started = Date.now();
       const ready = await app.client.request<{ status: string; checks: Record<string, string> }>('GET', '/health/ready');
