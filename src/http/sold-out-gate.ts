@@ -54,9 +54,11 @@ export function soldOutGateServer(
     // A purchase has no body. One that comes with a body goes to fastify, whose body limit
     // applies: answered here, node would read and throw away whatever the client sends.
     if (chunked !== undefined || (length !== undefined && length !== '0')) return false;
-    const started = performance.now();
     const saleId = Number(match[1]);
     if (!checkout.knownSoldOut(saleId) || !isAccepting() || checkout.mayHoldOrder(saleId, () => unverifiedSubject(authorization))) return false;
+    // Timed from here: every purchase passes the checks above, in stock ones too, and only
+    // the ones answered here are counted.
+    const started = performance.now();
     res.writeHead(status, headers);
     res.end(body);
     metrics.purchases.inc('sold_out');

@@ -70,9 +70,10 @@ const MAX_UNCONFIRMED = 65_536;
 const READ_CONFIRM_ATTEMPTS = 3;
 
 /**
- * The stock store over Redis (ioredis). Each operation on a sale is one Lua script over the
- * sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on Redis Cluster
- * because all keys of a sale share one hash tag. The few keys outside any sale (the sale
+ * The stock store over Redis (ioredis). Each operation that changes a sale is one Lua script
+ * over the sale's keys (see `stock-keys.ts` for the layout), so it is atomic, and works on
+ * Redis Cluster because all keys of a sale share one hash tag; reads that need no atomicity
+ * (the writer's plain `XREADGROUP`, `HLEN`/`HSCAN` of the buyers) are single-key commands. The few keys outside any sale (the sale
  * registry, per-IP counters) are only ever touched one key per command, so every command and
  * script of this store has its keys in one slot. With `durability: replica` the `WAIT` goes to
  * the master that owns the sale's slot.

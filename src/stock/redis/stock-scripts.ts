@@ -95,7 +95,8 @@ export class StockScripts {
     keysAndArgs[2] = keys.holders;
     keysAndArgs[3] = keys.orders;
     keysAndArgs[4] = attemptsKey;
-    keysAndArgs[5] = n === 0 ? 0 : requests[0].perUserLimit;
+    // One limit per call: the batcher groups requests by it.
+    keysAndArgs[5] = requests[0].perUserLimit;
     let at = 6;
     for (const request of requests) {
       keysAndArgs[at++] = request.userId;
