@@ -12,8 +12,9 @@
  *   --drain-orders N    orders queued before each drain measurement (default 200000)
  *   --writers N         writer-only nodes that drain together (default 1)
  *   --writer-batch-size N  SECKILL_WRITER_BATCH_SIZE of the writer-only nodes (default: the service's)
- *   --only LIST         some of baseline,embedded,redis,soldout,drain (the baseline always runs)
- *   --set SECKILL_X=V   a setting for every seckill node (repeatable), e.g. --set SECKILL_WRITER_THREAD=false
+ *   --only LIST         some of baseline,embedded,reference,redis,split,soldout,drain (the baseline always runs)
+ *   --set SECKILL_X=V   a setting for every seckill node (repeatable), e.g. --set SECKILL_WRITER_THREAD=false;
+ *                       also --set NODE_OPTIONS=… (V8 flags; --profile sets its own)
  *   --profile           record a V8 CPU profile of every seckill process and summarise
  *                       where their CPU time went (slower: numbers are not comparable, and
  *                       bench/results/latest.json is left alone)
@@ -61,11 +62,12 @@ export const TARGETS = {
   persistedWithinSeconds: 1,
 } as const;
 
-const SCENARIOS = ['baseline', 'embedded', 'redis', 'soldout', 'drain'] as const;
+const SCENARIOS = ['baseline', 'embedded', 'reference', 'redis', 'split', 'soldout', 'drain'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const HELLO_SERVER = fileURLToPath(new URL('./hello-server.js', import.meta.url));
+const REFERENCE_SERVER = fileURLToPath(new URL('./reference-purchase-server.js', import.meta.url));
 const PROFILER_PRELOAD = fileURLToPath(new URL('./cpu-profiler-preload.js', import.meta.url));
 /** Most units a sale may have (the admin API's limit). */
 const MAX_STOCK = 10_000_000;
@@ -109,8 +111,8 @@ function parseOptions(): Options {
   });
   const nodeEnv: Record<string, string> = {};
   for (const pair of values.set ?? []) {
-    const match = /^(SECKILL_[A-Z0-9_]+)=(.*)$/.exec(pair);
-    if (!match) throw new Error(`--set takes SECKILL_NAME=value, not ${JSON.stringify(pair)}`);
+    const match = /^(SECKILL_[A-Z0-9_]+|NODE_OPTIONS)=(.*)$/.exec(pair);
+    if (!match) throw new Error(`--set takes SECKILL_NAME=value or NODE_OPTIONS=value, not ${JSON.stringify(pair)}`);
     nodeEnv[match[1]] = match[2];
   }
   const positive = (name: string, text: string | undefined, max: number): number => {
@@ -253,7 +255,7 @@ interface Figures {
 interface ScenarioResult {
   readonly name: ScenarioName;
   readonly label: string;
-  readonly runs: readonly PurchaseRun[] | readonly BaselineRun[];
+  readonly runs: readonly PurchaseRun[] | readonly BaselineRun[] | readonly ReferenceRun[];
   readonly median: Figures;
   /**
    * Median over the runs of (req/s ÷ req/s of the baseline measured just before that run);
@@ -337,9 +339,10 @@ interface Bench {
   hello?: { readonly url: string; readonly child: ChildProcess };
 }
 
-async function startHelloServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+/** Starts one of the bench's own servers (`script <port>`, prints `listening <url>`). */
+async function startBenchServer(script: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [HELLO_SERVER, String(port)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, String(port)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let output = '';
   child.stderr!.on('data', (d: Buffer) => (output += d));
@@ -348,9 +351,9 @@ async function startHelloServer(env: Record<string, string>): Promise<{ url: str
     lines.on('line', (line) => {
       if (line.startsWith('listening ')) resolve(line.slice('listening '.length));
     });
-    child.once('exit', (code) => reject(new Error(`the baseline server exited with ${code}: ${output}`)));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${output}`)));
   });
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the baseline server did not start in 10 s')), 10_000).unref());
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${script} did not start in 10 s`)), 10_000).unref());
   return { url: await Promise.race([ready, timeout]), child };
 }
 
@@ -380,7 +383,7 @@ async function waitDrained(client: AppClient, saleId: number, timeoutMs = DRAIN_
 async function measureBaseline(bench: Bench): Promise<BaselineRun> {
   const { options } = bench;
   if (!bench.hello) {
-    const hello = await startHelloServer(bench.profileEnv('baseline'));
+    const hello = await startBenchServer(HELLO_SERVER, bench.profileEnv('baseline'));
     bench.hello = hello;
     cleanups.push(() => stopChild(hello.child));
   }
@@ -412,6 +415,53 @@ async function baselineRuns(bench: Bench): Promise<ScenarioResult> {
   return { name: 'baseline', label: 'baseline: fastify hello world', runs, median: figures(runs), ratio: 1 };
 }
 
+/** One measurement of the reference route, with the baseline measured just before it. */
+interface ReferenceRun extends BaselineRun {
+  readonly pairedBaselineRps: number;
+  readonly pairedRatio: number;
+}
+
+/**
+ * The brief's yardstick (bench/reference-purchase-server.ts: fastify + HS256 + one ioredis
+ * Lua call per purchase) on the private Redis, measured like the purchase lines: a baseline
+ * just before each run, new buyers every time, warm-up first.
+ */
+async function referenceRuns(bench: Bench, redis: RedisServer): Promise<ScenarioResult> {
+  const { options } = bench;
+  const runs: ReferenceRun[] = [];
+  for (let i = 1; i <= options.runs; i++) {
+    const server = await startBenchServer(REFERENCE_SERVER, {
+      ...bench.profileEnv('reference'),
+      BENCH_REDIS_URL: redis.url,
+      BENCH_JWT_SECRET: bench.jwtSecret,
+      BENCH_KEY_PREFIX: `seckill-bench-reference-${i}:`,
+    });
+    try {
+      const paired = await measureBaseline(bench);
+      const common = { url: server.url, path: '/api/sales/1/purchase', threads: options.threads, connections: options.connections, track };
+      await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds });
+      const load = loadavg()[0];
+      const cpu = watchCpu({ node: server.child.pid, redis: redis.pid });
+      const r = await runWrk(bench.wrk, { ...common, tokenFile: bench.mainTokens.file, durationSeconds: options.durationSeconds });
+      const run: ReferenceRun = {
+        ...wrkFigures(r),
+        cpu: cpu(r.requests, { wrk: r.cpuSeconds }),
+        loadAverage: round(load),
+        pairedBaselineRps: paired.requestsPerSecond,
+        pairedRatio: round(r.requestsPerSecond / paired.requestsPerSecond),
+      };
+      runs.push(run);
+      log(
+        `reference run ${i}: ${thousands(r.requestsPerSecond)} req/s (${run.pairedRatio}× the baseline's ${thousands(paired.requestsPerSecond)} req/s just before), ` +
+          `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, status ${JSON.stringify(r.status)}; cpu ${cpuSummary(run.cpu)}`,
+      );
+    } finally {
+      await stopChild(server.child);
+    }
+  }
+  return { name: 'reference', label: 'reference: fastify+JWT+Lua', runs, median: figures(runs), ratio: round(median(runs.map((r) => r.pairedRatio))) };
+}
+
 /** A node started for one measurement, and how to stop it. */
 interface RunTarget extends SeckillTarget {
   /** Set for the sold-out line: the sale whose one unit is already sold, and that order. */
@@ -432,6 +482,8 @@ interface SeckillTarget {
   readonly pids: Readonly<Record<string, number | undefined>>;
   /** The private Redis, whose command statistics are read after each measurement. */
   readonly redisUrl?: string;
+  /** The node whose `/metrics` tells the writer's lag, when it is not `app` (a writer-only node). */
+  readonly writerUrl?: string;
 }
 
 /**
@@ -481,7 +533,7 @@ async function purchaseRun(bench: Bench, target: RunTarget, name: ScenarioName, 
   const saleId = soldOutSale ?? (await target.client.createSale(Math.min(MAX_STOCK, bench.warmTokens.count + bench.mainTokens.count + 1)));
   const path = `/api/sales/${saleId}/purchase`;
   const common = { url: target.app.url, path, threads: options.threads, connections: options.connections, track };
-  const sampler = soldOutSale === undefined ? new MetricsSampler(target.app.url) : undefined;
+  const sampler = soldOutSale === undefined ? new MetricsSampler(target.writerUrl ?? target.app.url) : undefined;
   const ordersFile = join(bench.dir, `orders-${name}-${i}`);
   const warm = await runWrk(bench.wrk, { ...common, tokenFile: bench.warmTokens.file, durationSeconds: options.warmupSeconds, ordersFile: `${ordersFile}-warm` });
   const load = loadavg()[0];
@@ -736,21 +788,23 @@ interface Report {
 
 function verdicts(report: Omit<Report, 'verdicts'>): Report['verdicts'] {
   const out: { target: string; measured: string; met: boolean }[] = [];
-  const { redis, soldout, embedded } = report.scenarios;
-  if (redis) out.push({ target: `purchase in stock (Redis) ≥ ${TARGETS.redisInStockRatio}× baseline`, measured: `${redis.ratio}×`, met: redis.ratio >= TARGETS.redisInStockRatio });
+  const { redis, split, soldout, embedded } = report.scenarios;
+  for (const s of [redis, split]) {
+    if (s) out.push({ target: `${s.label} ≥ ${TARGETS.redisInStockRatio}× baseline`, measured: `${s.ratio}×`, met: s.ratio >= TARGETS.redisInStockRatio });
+  }
   if (soldout) out.push({ target: `sold out ≥ ${TARGETS.soldOutRatio}× baseline`, measured: `${soldout.ratio}×`, met: soldout.ratio >= TARGETS.soldOutRatio });
-  for (const s of [embedded, redis, soldout]) {
+  for (const s of [embedded, redis, split, soldout]) {
     if (s) out.push({ target: `${s.label}: p99 ≤ ${TARGETS.p99Ms} ms`, measured: `${s.median.p99Ms} ms`, met: s.median.p99Ms <= TARGETS.p99Ms });
   }
   if (report.drain) {
     out.push({ target: `writer drain ≥ ${thousands(TARGETS.drainOrdersPerSecond)} orders/s`, measured: `${thousands(report.drain.medianOrdersPerSecond)} orders/s`, met: report.drain.medianOrdersPerSecond >= TARGETS.drainOrdersPerSecond });
   }
-  for (const s of [embedded, redis]) {
+  for (const s of [embedded, redis, split]) {
     if (!s) continue;
     const lag = Math.max(...(s.runs as PurchaseRun[]).map((r) => r.maxWriterLagSeconds ?? Number.POSITIVE_INFINITY));
     out.push({ target: `${s.label}: orders persisted within ${TARGETS.persistedWithinSeconds} s (max writer lag)`, measured: `${lag} s`, met: lag <= TARGETS.persistedWithinSeconds });
   }
-  for (const s of [embedded, redis, soldout]) {
+  for (const s of [embedded, redis, split, soldout]) {
     if (!s) continue;
     const runs = s.runs as PurchaseRun[];
     const oversold = runs.reduce((sum, r) => sum + (r.oversold ?? Number.NaN), 0);
@@ -790,6 +844,8 @@ function formatTable(report: Report): string {
   const header = `${pad('', 38)}${pad('req/s', 10, true)}${pad('p50 ms', 9, true)}${pad('p99 ms', 9, true)}${pad('ratio', 8, true)}${pad('node µs/req', 13, true)}${pad('redis+db µs', 13, true)}${pad('others', 8, true)}   target`;
   lines.push(header);
   lines.push('-'.repeat(header.length + 40));
+  /** CPU µs per request of the writer-only node of the api+writer line. */
+  const writerUs = (sc: ScenarioResult): string => median((sc.runs as readonly { cpu: CpuUse }[]).map((r) => r.cpu.processes.writer?.usPerRequest ?? 0)).toFixed(0);
   const row = (n: string, sc: ScenarioResult | undefined, target: string): void => {
     if (!sc) return;
     const m = sc.median;
@@ -805,10 +861,15 @@ function formatTable(report: Report): string {
     );
   };
   const mark = (met: boolean): string => (met ? 'met' : 'MISSED');
-  const { baseline, embedded, redis, soldout } = report.scenarios;
+  const { baseline, embedded, reference, redis, split, soldout } = report.scenarios;
   row('1', baseline, '');
   if (embedded) row('2', embedded, `p99 ≤ ${TARGETS.p99Ms} ms: ${mark(embedded.median.p99Ms <= TARGETS.p99Ms)} (no ratio target)`);
+  if (reference) {
+    const vs = (sc: ScenarioResult | undefined): string => (sc ? `; line ${sc === redis ? 3 : '3b'} = ${(sc.ratio / reference.ratio).toFixed(2)}× this` : '');
+    row('3r', reference, `the brief's yardstick (≈ 0.68× there)${vs(redis)}${vs(split)}`);
+  }
   if (redis) row('3', redis, `≥ ${TARGETS.redisInStockRatio}×: ${mark(redis.ratio >= TARGETS.redisInStockRatio)}; p99 ≤ ${TARGETS.p99Ms} ms: ${mark(redis.median.p99Ms <= TARGETS.p99Ms)}`);
+  if (split) row('3b', split, `≥ ${TARGETS.redisInStockRatio}×: ${mark(split.ratio >= TARGETS.redisInStockRatio)}; p99 ≤ ${TARGETS.p99Ms} ms: ${mark(split.median.p99Ms <= TARGETS.p99Ms)} (writer µs/req ${writerUs(split)})`);
   if (soldout) row('4', soldout, `≥ ${TARGETS.soldOutRatio}×: ${mark(soldout.ratio >= TARGETS.soldOutRatio)}; p99 ≤ ${TARGETS.p99Ms} ms: ${mark(soldout.median.p99Ms <= TARGETS.p99Ms)}`);
   if (report.drain) {
     const d = report.drain;
@@ -829,7 +890,7 @@ function formatTable(report: Report): string {
   lines.push(h2);
   lines.push('-'.repeat(h2.length));
   const fmt = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined ? '—' : digits > 0 ? v.toFixed(digits) : thousands(v));
-  for (const sc of [embedded, redis, soldout]) {
+  for (const sc of [embedded, redis, split, soldout]) {
     if (!sc) continue;
     (sc.runs as PurchaseRun[]).forEach((r, i) => {
       lines.push(
@@ -875,7 +936,7 @@ async function main(): Promise<number> {
     drainTokens: { file: join(dir, 'tokens-drain.txt'), count: 0 },
   };
 
-  const needsServers = options.only.has('redis') || options.only.has('soldout') || options.only.has('drain');
+  const needsServers = (['reference', 'redis', 'split', 'soldout', 'drain'] as const).some((name) => options.only.has(name));
   const secrets = { SECKILL_ADMIN_TOKEN: bench.adminToken, SECKILL_JWT_SECRET: bench.jwtSecret };
   log(`machine: ${cpus().length} CPUs (${cpus()[0]?.model}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   // Started before the baseline so their start-up CPU is not in any measurement.
@@ -959,24 +1020,42 @@ async function main(): Promise<number> {
       };
       return { env, databaseUrl, drop: () => mariadb.dropDatabase(new URL(databaseUrl).pathname.slice(1)) };
     };
-    const redisTarget = async (label: string, profileName: string): Promise<RunTarget> => {
+    /**
+     * A node on fresh backends; with `split`, two: one that only serves the API and one that
+     * only writes orders (`SECKILL_ROLES`, the CLI's `--role`), so batch writes never
+     * share the API's event loop.
+     */
+    const redisTarget = async (label: string, profileName: string, split = false): Promise<RunTarget> => {
       const backends = await freshBackends(label);
-      const app = await startNode(backends.env, profileName);
+      const app = await startNode(split ? { ...backends.env, SECKILL_ROLES: 'api' } : backends.env, profileName);
+      const writer = split ? await startNode({ ...backends.env, SECKILL_ROLES: 'writer' }, `${profileName}-writer`) : undefined;
       return {
         app,
         client: client(app),
         databaseUrl: backends.databaseUrl,
-        pids: { node: app.child.pid, redis: redis.pid, mariadb: mariadb.pid },
+        pids: { node: app.child.pid, ...(writer ? { writer: writer.child.pid } : {}), redis: redis.pid, mariadb: mariadb.pid },
         redisUrl: redis.url,
+        writerUrl: writer?.url,
         async stop() {
           await stopApp(app);
+          if (writer) await stopApp(writer);
           await backends.drop();
         },
       };
     };
+    if (options.only.has('reference')) {
+      log('3r/5 reference: bare fastify route, HS256 token, one ioredis Lua call per purchase (bench/reference-purchase-server.ts)');
+      scenarios.reference = await referenceRuns(bench, redis);
+    }
     if (options.only.has('redis')) {
       log('3/5 purchase in stock, Redis + MariaDB');
       scenarios.redis = await purchaseRuns(bench, 'redis', 'purchase in stock, Redis+MariaDB', baseline.median, (run) => redisTarget(`instock_${run}`, 'redis'));
+    }
+    if (options.only.has('split')) {
+      log('3b/5 purchase in stock, Redis + MariaDB, an api-only node and a writer-only node');
+      scenarios.split = await purchaseRuns(bench, 'split', 'in stock, Redis+MariaDB, api+writer', baseline.median, (run) =>
+        redisTarget(`split_${run}`, 'split', true),
+      );
     }
     if (options.only.has('soldout')) {
       log('4/5 sold out (stock 1, already sold), Redis + MariaDB');
