@@ -22,7 +22,7 @@ import { restoreBackup, runBackup } from '../src/backup/index.js';
 import type { BackupManifest, ProgressEvent } from '../src/backup/index.js';
 import { loadConfig } from '../src/config/config.js';
 import type { SeckillConfig } from '../src/config/config.js';
-import { countRows } from '../src/db/database-census.js';
+import { countRows } from '../src/backup/database-census.js';
 import { runDrill } from '../src/drill/index.js';
 import type { DrillProgressEvent } from '../src/drill/index.js';
 import type { DatabaseServer } from '../test/support/database-server.js';

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
-import { countRows } from '../src/db/database-census.js';
+import { countRows } from '../src/backup/database-census.js';
 import { openDatabase } from '../src/db/open-database.js';
 import { createScratchDir } from './support/scratch-dir.js';
 import { freshDatabaseUrl } from './support/servers.js';

@@ -18,7 +18,7 @@ import {
   postgresDumpCompatibility,
 } from '../src/backup/engines/index.js';
 import { startTool } from '../src/backup/engines/tool-process.js';
-import { checkInvariants, countRows, isEmptyDatabase, snapshotSales } from '../src/db/database-census.js';
+import { checkInvariants, countRows, isEmptyDatabase, snapshotSales } from '../src/backup/database-census.js';
 import { openDatabase } from '../src/db/open-database.js';
 import type { SeckillDatabase } from '../src/db/seckill-database.js';
 import { ensureBinary, isRoot } from './support/binaries.js';

@@ -16,7 +16,7 @@ import { closeTarget, openTarget } from '../src/backup/targets/open-target.js';
 import { verifyBackup } from '../src/backup/verify-backup.js';
 import { loadConfig } from '../src/config/config.js';
 import type { SeckillConfig } from '../src/config/config.js';
-import { checkInvariants, countRows, snapshotSales } from '../src/db/database-census.js';
+import { checkInvariants, countRows, snapshotSales } from '../src/backup/database-census.js';
 import { openDatabase } from '../src/db/open-database.js';
 import type { SeckillDatabase } from '../src/db/seckill-database.js';
 import { startS3Server } from './support/s3-server.js';

@@ -8,8 +8,8 @@ import {
   engineIntegrity,
   isEmptyDatabase,
   snapshotSales,
-} from '../src/db/database-census.js';
-import type { InvariantReport } from '../src/db/database-census.js';
+} from '../src/backup/database-census.js';
+import type { InvariantReport } from '../src/backup/database-census.js';
 import { openDatabase, openDatabaseBackend } from '../src/db/open-database.js';
 import type { DatabaseBackend } from '../src/db/dialects/database-backend.js';
 import { freshDatabaseUrl } from './support/servers.js';

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { SeckillConfig } from '../config/config.js';
-import { isEmptyDatabase } from '../db/database-census.js';
+import { isEmptyDatabase } from './database-census.js';
 import { openArtifact } from './artifact-open.js';
 import { ArtifactError } from './artifact-error.js';
 import { readManifest } from './backup-catalog.js';

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { SeckillConfig } from '../config/config.js';
-import { countRows, snapshotSales } from '../db/database-census.js';
+import { countRows, snapshotSales } from './database-census.js';
 import { COMPRESSION_SUFFIX } from './artifact-compression.js';
 import { formatBytes } from './byte-size.js';
 import { ArtifactFanout } from './artifact-fanout.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { closeTarget, formatBytes, listBackups, loadBackupKey, openTarget, readManifest, restoreBackup, verifyBackup, writeDrillReport } from '../backup/index.js';
 import type { BackupKey, BackupManifest, BackupTarget, ProgressEvent } from '../backup/index.js';
 import type { SeckillConfig } from '../config/config.js';
-import { checkInvariants, countRows, engineIntegrity, snapshotSales } from '../db/database-census.js';
+import { checkInvariants, countRows, engineIntegrity, snapshotSales } from '../backup/database-census.js';
 import { AlertSink } from '../ops/alert-sink.js';
 import type { OpsMetrics } from '../ops/ops-metrics.js';
 import { failedChecks, renderDrillMarkdown } from './drill-report.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { APPLICATION_TABLES, countRows, snapshotSales } from '../../db/database-census.js';
+import { APPLICATION_TABLES, countRows, snapshotSales } from '../database-census.js';
 import { findPostgresTool } from '../engines/tool-locator.js';
 import type { EngineName } from '../backup-manifest.js';
 import { ProcessFilter } from '../process-filter.js';

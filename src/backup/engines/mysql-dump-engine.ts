@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { isEmptyDatabase } from '../../db/database-census.js';
+import { isEmptyDatabase } from '../database-census.js';
 import type { BackupEngine, DumpStream, ToolCheck } from '../backup-engine.js';
 import { DumpPositionReader } from './binlog-position.js';
 import { mysqlDumpCompatibility, parseMysqlToolVersion } from './dump-tool-compatibility.js';

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { isEmptyDatabase } from '../../db/database-census.js';
+import { isEmptyDatabase } from '../database-census.js';
 import type { BackupEngine, DumpStream, ToolCheck } from '../backup-engine.js';
 import type { LogPosition } from '../backup-manifest.js';
 import { parsePostgresToolVersion, postgresDumpCompatibility } from './dump-tool-compatibility.js';

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import BetterSqlite3 from 'better-sqlite3';
-import { isEmptyDatabase } from '../../db/database-census.js';
+import { isEmptyDatabase } from '../database-census.js';
 import type { BackupEngine, DumpStream, ToolCheck } from '../backup-engine.js';
 import { sqliteFileOf } from '../../db/open-database.js';
 

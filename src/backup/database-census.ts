@@ -1,14 +1,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { SaleSnapshot } from '../backup/backup-manifest.js';
-import { serverAddress } from '../backup/engines/server-address.js';
-import { postgresToolEnv } from '../backup/engines/tool-environment.js';
-import { findPostgresTool } from '../backup/engines/tool-locator.js';
-import { runTool, ToolFailedError } from '../backup/engines/tool-process.js';
-import type { DatabaseBackend } from './dialects/database-backend.js';
-import { openDatabaseBackend, sqliteFileOf } from './open-database.js';
-import type { SeckillTables } from './tables.js';
+import type { SaleSnapshot } from './backup-manifest.js';
+import { serverAddress } from './engines/server-address.js';
+import { postgresToolEnv } from './engines/tool-environment.js';
+import { findPostgresTool } from './engines/tool-locator.js';
+import { runTool, ToolFailedError } from './engines/tool-process.js';
+import type { DatabaseBackend } from '../db/dialects/database-backend.js';
+import { openDatabaseBackend, sqliteFileOf } from '../db/open-database.js';
+import type { SeckillTables } from '../db/tables.js';
 
 /**
  * Facts about a database that backups record and drills check, the same on SQLite,
