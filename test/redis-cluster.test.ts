@@ -2,7 +2,9 @@
  * Redis Cluster support: reading `redis-cluster://` URLs, the stock store on a real
  * three-master cluster (sales on different masters, scripts after a script-cache flush), and
  * the whole purchase path on it with SQLite: no oversell, one order per user, every accepted
- * order persisted, and a sale whose master lost its data rebuilt by the writer's repair.
+ * order persisted, and a sale whose master lost its data rebuilt by the writer's repair;
+ * with a replica per master and durability replica, orders confirmed on the replica and a
+ * master killed mid-sale: its replica promoted, nothing acknowledged lost.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -311,5 +313,104 @@ describe('Redis Cluster with a replica per master, durability replica', () => {
     assert.equal(await cluster.call(replicaA.port, ['HGET', `seckill:{sale:${saleA}}:buyers`, 'while-frozen'], 2000, { readonly: true }), retry.body.orderId);
     await client.drained(saleA);
     assert.equal((await app.node.db.countOrders(saleA)).created, 41);
+  });
+
+  // Last in this block: it leaves a master dead and then a replica where a master was.
+  it("sells through a kill -9 of a sale's master: its replica is promoted, buyers meanwhile get a quick 503, no acknowledged order is lost", async () => {
+    const { client } = app;
+    const STOCK = 100_000;
+    const sales = new Map<number, ClusterNode>();
+    for (let tries = 0; sales.size < 2; tries++) {
+      assert.ok(tries < 30, 'sales keep landing on one master');
+      const saleId = await client.createSale(STOCK);
+      const owner = await cluster.masterOf(stateKey(saleId));
+      if (![...sales.values()].includes(owner)) sales.set(saleId, owner);
+    }
+    const [[saleA, masterA], [saleB]] = [...sales];
+    const replicaA = await cluster.replicaOf(masterA);
+
+    interface Answered {
+      readonly saleId: number;
+      readonly user: string;
+      readonly status: number;
+      readonly orderId?: string;
+      readonly at: number;
+      readonly ms: number;
+    }
+    const answers: Answered[] = [];
+    let selling = true;
+    let next = 0;
+    // Two buyers at a time on each sale, every purchase by a new user; a refused one waits a
+    // little, as a client honouring Retry-After would, so the loop does not spin.
+    const crowd = async (saleId: number): Promise<void> => {
+      while (selling) {
+        const user = `failover-${saleId}-${next++}`;
+        const at = Date.now();
+        const answer = await client.purchase(saleId, user);
+        answers.push({ saleId, user, status: answer.status, orderId: answer.body.orderId, at, ms: Date.now() - at });
+        if (answer.status === 503) await sleep(20);
+      }
+    };
+    const load = Promise.all([saleA, saleA, saleB, saleB].map(crowd));
+    const sold = (saleId: number, from: number, to = Number.POSITIVE_INFINITY): number =>
+      answers.filter((a) => a.saleId === saleId && a.at >= from && a.at < to && (a.status === 202 || a.status === 200)).length;
+    let killedAt = 0;
+    let promotedAt = 0;
+    let rejoinedAt = 0;
+    let recoveredAt = 0;
+    try {
+      await sleep(500);
+      assert.ok(sold(saleA, 0) > 0 && sold(saleB, 0) > 0, 'both sales sell before the kill');
+      killedAt = Date.now();
+      cluster.kill(masterA, 'SIGKILL');
+      // The cluster promotes the replica once the master is past cluster-node-timeout (2 s).
+      while ((await cluster.masterOf(stateKey(saleA)).catch(() => masterA)) !== replicaA) {
+        assert.ok(Date.now() - killedAt < 20_000, `the replica of ${masterA.name} was not promoted within 20 s`);
+        await sleep(100);
+      }
+      promotedAt = Date.now();
+      // With durability replica the promoted master cannot confirm an order until it has a
+      // replica again: restart the dead node, which rejoins as the replica of its successor.
+      await cluster.restart(masterA);
+      rejoinedAt = Date.now();
+      while (sold(saleA, rejoinedAt) === 0) {
+        assert.ok(Date.now() - rejoinedAt < 20_000, `sale ${saleA} did not sell again within 20 s of its old master's restart`);
+        await sleep(100);
+      }
+      recoveredAt = Date.now();
+      await sleep(300);
+      // What a buyer notices: sale B sold on while sale A had no master.
+      assert.ok(sold(saleB, killedAt, promotedAt) > 0, `sale ${saleB}, on another master, sold nothing between the kill and the promotion`);
+    } finally {
+      selling = false;
+      await load;
+    }
+
+    const statuses = new Set(answers.map((a) => a.status));
+    assert.deepEqual([...statuses].filter((status) => ![200, 202, 503].includes(status)), [], `only 2xx and 503 answers: ${JSON.stringify([...statuses])}`);
+    const slowest = Math.max(...answers.map((a) => a.ms));
+    assert.ok(slowest <= 3000, `every purchase answered within 3 s (fail fast), the slowest took ${slowest} ms`);
+    assert.ok(answers.some((a) => a.saleId === saleA && a.status === 503), 'sale A refused purchases while it had no confirmed master');
+
+    // Every acknowledged order is in the database, for its buyer, once; the stock adds up.
+    for (const saleId of [saleA, saleB]) await client.drained(saleId, 30_000);
+    const acknowledged = answers.filter((a) => a.status === 202 || a.status === 200);
+    assert.equal(new Set(acknowledged.map((a) => a.orderId)).size, acknowledged.length, 'no order id answered twice');
+    for (const a of acknowledged) {
+      const order = await app.node.db.getOrder(a.orderId!);
+      assert.ok(order, `order ${a.orderId} answered ${a.status} to ${a.user} (sale ${a.saleId}) is in the database`);
+      assert.equal(order.userId, a.user);
+      assert.equal(order.saleId, a.saleId);
+    }
+    for (const saleId of [saleA, saleB]) {
+      const stats = (await client.stats(saleId)).body;
+      assert.equal(stats.pending, 0);
+      assert.equal(stats.created + (stats.remaining ?? Number.NaN), STOCK, `sale ${saleId}: orders + remaining = stock (${JSON.stringify(stats)})`);
+    }
+    const refusedA = answers.filter((a) => a.saleId === saleA && a.status === 503).length;
+    process.stdout.write(
+      `# cluster failover: replica promoted ${promotedAt - killedAt} ms after the kill; sale A refused ${refusedA} purchases ` +
+        `and sold again ${recoveredAt - rejoinedAt} ms after its old master's restart; slowest answer ${slowest} ms\n`,
+    );
   });
 });

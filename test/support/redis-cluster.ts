@@ -34,8 +34,17 @@ export interface RedisClusterGroup {
   replicaOf(master: ClusterNode): Promise<ClusterNode>;
   /** Sends a signal to a node: `SIGSTOP`/`SIGCONT` to freeze and thaw it. */
   kill(node: ClusterNode, signal: NodeJS.Signals): void;
-  /** The master that owns `key`'s slot now (asks `CLUSTER KEYSLOT` and `CLUSTER SLOTS`). */
+  /**
+   * The node that owns `key`'s slot now (asks `CLUSTER KEYSLOT` and `CLUSTER SLOTS` of the
+   * first node that answers): after a failover, the promoted replica.
+   */
   masterOf(key: string): Promise<ClusterNode>;
+  /**
+   * Starts a killed node again on its port with its `nodes.conf` and no data, as an operator
+   * restarting a crashed Redis would; a master that was failed over rejoins as a replica of
+   * its successor. Resolves once it answers PING.
+   */
+  restart(node: ClusterNode): Promise<void>;
   /**
    * Sends one command to one node and returns the reply (fails within `timeoutMs`); with
    * `readonly`, sends `READONLY` first, so a replica answers reads of its master's slots.
@@ -113,13 +122,31 @@ class PrivateRedisCluster implements RedisClusterGroup {
   }
 
   async masterOf(key: string): Promise<ClusterNode> {
-    const port = this.masters[0].port;
-    const slot = Number(await call(port, ['CLUSTER', 'KEYSLOT', key]));
-    const ranges = (await call(port, ['CLUSTER', 'SLOTS'])) as [number, number, [string, number, string]][];
-    const owner = ranges.find(([first, last]) => slot >= first && slot <= last);
-    const master = this.masters.find((m) => m.port === Number(owner?.[2][1]));
-    if (!master) throw new Error(`no master of this cluster owns slot ${slot} (key ${key}): ${JSON.stringify(ranges)}`);
-    return master;
+    let lastError: unknown;
+    for (const node of this.#all) {
+      // A killed or frozen node cannot say; any other one knows the whole slot map.
+      let slot: number;
+      let ranges: [number, number, [string, number, string]][];
+      try {
+        slot = Number(await call(node.port, ['CLUSTER', 'KEYSLOT', key], 1000));
+        ranges = (await call(node.port, ['CLUSTER', 'SLOTS'], 1000)) as typeof ranges;
+      } catch (error) {
+        lastError = error;
+        continue;
+      }
+      const owner = ranges.find(([first, last]) => slot >= first && slot <= last);
+      const master = this.#all.find((m) => m.port === Number(owner?.[2][1]));
+      if (!master) throw new Error(`no node of this cluster owns slot ${slot} (key ${key}): ${JSON.stringify(ranges)}`);
+      return master;
+    }
+    throw new Error(`no node of this cluster answered CLUSTER SLOTS: ${String(lastError)}`);
+  }
+
+  async restart(node: ClusterNode): Promise<void> {
+    const known = this.#all.find((n) => n.port === node.port);
+    if (!known) throw new Error(`${node.name} is not a node of this cluster`);
+    if (known.process) await known.process.stop({ signal: 'SIGKILL' });
+    await this.#startNode(known);
   }
 
   async launch(): Promise<void> {
@@ -155,7 +182,7 @@ class PrivateRedisCluster implements RedisClusterGroup {
         '--bind', '127.0.0.1',
         '--cluster-enabled', 'yes',
         '--cluster-config-file', join(node.dir, 'nodes.conf'),
-        // Fail over and mark down quickly; no replicas here, so only "down" matters.
+        // Mark a node down, and fail its replica over, within seconds.
         '--cluster-node-timeout', '2000',
         '--dir', node.dir,
         '--save', '',
@@ -198,8 +225,14 @@ class PrivateRedisCluster implements RedisClusterGroup {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    // A frozen (SIGSTOP) node ignores SIGTERM until thawed.
-    for (const node of this.#all) node.process?.signal('SIGCONT');
+    // A frozen (SIGSTOP) node ignores SIGTERM until thawed; a killed one needs nothing.
+    for (const node of this.#all) {
+      try {
+        node.process?.signal('SIGCONT');
+      } catch {
+        // It already exited.
+      }
+    }
     await Promise.all(this.#all.map((n) => n.process?.stop({ graceMs: 3000 })));
     await removeScratchDir(this.#dir);
   }
