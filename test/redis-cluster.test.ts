@@ -407,10 +407,12 @@ describe('Redis Cluster with a replica per master, durability replica', () => {
       assert.equal(stats.pending, 0);
       assert.equal(stats.created + (stats.remaining ?? Number.NaN), STOCK, `sale ${saleId}: orders + remaining = stock (${JSON.stringify(stats)})`);
     }
-    const refusedA = answers.filter((a) => a.saleId === saleA && a.status === 503).length;
+    const refused = (saleId: number): number => answers.filter((a) => a.saleId === saleId && a.status === 503).length;
+    const lastRefusedB = Math.max(killedAt, ...answers.filter((a) => a.saleId === saleB && a.status === 503).map((a) => a.at));
     process.stdout.write(
-      `# cluster failover: replica promoted ${promotedAt - killedAt} ms after the kill; sale A refused ${refusedA} purchases ` +
-        `and sold again ${recoveredAt - rejoinedAt} ms after its old master's restart; slowest answer ${slowest} ms\n`,
+      `# cluster failover: replica promoted ${promotedAt - killedAt} ms after the kill; sale A refused ${refused(saleA)} purchases ` +
+        `and sold again ${recoveredAt - rejoinedAt} ms after its old master's restart; sale B refused ${refused(saleB)} ` +
+        `(the last ${lastRefusedB - killedAt} ms after the kill); slowest answer ${slowest} ms\n`,
     );
   });
 });
