@@ -181,6 +181,8 @@ describe('chaos: API nodes behind HAProxy', { timeout: CHAOS_FULL ? 300_000 : 18
     const rollStock = rollBuyers - 1000;
     const timings: string[] = [];
     const exitCodes: (number | null)[] = [];
+    /** The end of the output of a primary that did not exit 0, for the assertion's message. */
+    const stopLogs: string[] = [];
     const rollSale = await topology.client.createSale(rollStock);
     const rollOutcome = await runSale({
       client: topology.client,
@@ -210,6 +212,7 @@ describe('chaos: API nodes behind HAProxy', { timeout: CHAOS_FULL ? 300_000 : 18
             await topology.kill(node, 'SIGTERM');
             const exited = since();
             exitCodes.push(primary.child.exitCode);
+            if (primary.child.exitCode !== 0) stopLogs.push(`node ${node.name}:\n${primary.output().split('\n').slice(-40).join('\n')}`);
             await watch;
             const leftover = workers.filter((pid) => {
               try {
@@ -233,7 +236,7 @@ describe('chaos: API nodes behind HAProxy', { timeout: CHAOS_FULL ? 300_000 : 18
     });
     results.push(rollResult);
     assertInvariants(rollResult);
-    assert.deepEqual(exitCodes, [0, 0], 'each primary exits 0 after draining its workers');
+    assert.deepEqual(exitCodes, [0, 0], `each primary exits 0 after draining its workers\n${stopLogs.join('\n')}`);
     assert.ok(rollOutcome.faultTookMs !== undefined && rollOutcome.faultAt! + rollOutcome.faultTookMs < rollOutcome.durationMs, 'the restart finished before the sale did');
     assert.equal(rollResult.failedAnswers, 0, `a rolling restart loses no request; answers: ${JSON.stringify(rollResult.answersByStatus)}`);
   });

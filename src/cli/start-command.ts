@@ -1,6 +1,8 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { SeckillNode } from '../app/seckill-node.js';
 import type { SeckillConfig } from '../config/index.js';
 import { commandConfigWithSecrets, serverUrl } from './cli-config.js';
 import type { GlobalOptions } from './cli-config.js';
@@ -73,12 +75,19 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     const fork = (index: number): void => {
       slots.set(cluster.fork({ SECKILL_WORKER_INDEX: String(index) }).id, { index, startedAt: Date.now() });
     };
+    /** Workers that opened their listener: only those can have connections to drain. */
+    const listened = new Set<number>();
+    cluster.on('listening', (worker) => listened.add(worker.id));
     for (let i = 0; i < config.workers; i++) fork(i);
     cluster.on('exit', (worker, code, signal) => {
+      const hadListened = listened.delete(worker.id);
       if (stopping) {
         // A worker that could not drain and stop cleanly fails the node's stop, as the single
-        // process would: the service manager (or the operator's script) must see it.
-        if (code !== 0) {
+        // process would: the service manager (or the operator's script) must see it. One
+        // still starting (forked after a crash just before the stop) may die of the stop
+        // signal before it can catch it: it never listened, so it had nothing to drain.
+        const diedStarting = !hadListened && (signal === 'SIGTERM' || signal === 'SIGINT');
+        if (code !== 0 && !diedStarting) {
           log.error({ pid: worker.process.pid, code, signal }, 'worker did not stop cleanly');
           process.exitCode = 1;
         }
@@ -117,8 +126,30 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
   }
 
   const index = process.env.SECKILL_WORKER_INDEX ?? '0';
+  let node: SeckillNode | undefined;
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, node ? 'stopping: draining in-flight requests and the writer batch' : 'stopping as soon as started');
+    if (node) stopNode(node, config.drainMs, log);
+  };
+  // A cluster worker hears a stop signal twice when the whole process group is signalled
+  // (systemd's default KillMode=control-group, Ctrl-C in a terminal): directly and forwarded
+  // by its primary. With `once` the second would find no listener and kill it mid-drain, so
+  // a worker keeps listening; the single process keeps `once`, where a second signal still
+  // stops at once.
+  // A worker listens from its first moment: one its primary forked just before a stop (a
+  // worker crashed, then a rolling restart) would otherwise die of the forwarded SIGTERM,
+  // and the primary would report that the node did not stop cleanly. The single process
+  // listens once started, so Ctrl-C during a start that hangs on a dependency still stops it.
+  const listen = (): void => {
+    const on = cluster.isWorker ? process.on.bind(process) : process.once.bind(process);
+    on('SIGTERM', () => shutdown('SIGTERM'));
+    on('SIGINT', () => shutdown('SIGINT'));
+  };
+  if (cluster.isWorker) listen();
   const { startNode } = await import('../app/seckill-node.js');
-  let node: Awaited<ReturnType<typeof startNode>>;
   try {
     node = await startNode(config, {
       log,
@@ -133,27 +164,19 @@ export async function startCommand(global: GlobalOptions, options: StartOptions)
     process.exit(1);
   }
   if (generated && cluster.isPrimary) process.stdout.write(`${tryItBlock(config)}\n`);
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: draining in-flight requests and the writer batch');
-    // Unready first, listener closed drainMs later: the balancer stops sending before
-    // connections are refused, so no request of a rolling restart fails.
-    node.close({ drainMs: config.drainMs }).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  // A cluster worker hears a stop signal twice when the whole process group is signalled
-  // (systemd's default KillMode=control-group, Ctrl-C in a terminal): directly and forwarded
-  // by its primary. With `once` the second would find no listener and kill it mid-drain, so
-  // a worker keeps listening; the single process keeps `once`, where a second signal still
-  // stops at once.
-  const listen = cluster.isWorker ? process.on.bind(process) : process.once.bind(process);
-  listen('SIGTERM', () => shutdown('SIGTERM'));
-  listen('SIGINT', () => shutdown('SIGINT'));
+  if (!cluster.isWorker) listen();
+  // Told to stop while starting: it may already hold connections the kernel gave its new
+  // listener, so it drains like the others.
+  if (stopping) stopNode(node, config.drainMs, log);
+}
+
+/** Unready first, listener closed `drainMs` later (the balancer stops sending before connections are refused), then exit. */
+function stopNode(node: SeckillNode, drainMs: number, log: Logger): void {
+  node.close({ drainMs }).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log.error({ err }, 'error while stopping');
+      process.exit(1);
+    },
+  );
 }
