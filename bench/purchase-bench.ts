@@ -1112,7 +1112,7 @@ async function main(): Promise<number> {
       nodeSettings: options.nodeEnv,
       warmTokens: bench.warmTokens.count,
       purchaseTokens: bench.mainTokens.count,
-      seckill: 'seckill start with defaults (rate limit 5/user/s, durability leader, writer batch 1000, order writer on the API\'s event loop) plus SECKILL_DATA_DIR and fixed secrets; Redis+MariaDB lines add SECKILL_REDIS_URL and SECKILL_DATABASE_URL',
+      seckill: 'seckill start with defaults (rate limit 5/user/s, durability leader, writer batch 1000, order writer on the API\'s event loop) plus SECKILL_DATA_DIR and fixed secrets; Redis+MariaDB lines add SECKILL_REDIS_URL and SECKILL_DATABASE_URL; the api+writer line runs two such nodes, SECKILL_ROLES=api and SECKILL_ROLES=writer; the reference line is bench/reference-purchase-server.ts, not seckill',
     },
     targets: TARGETS,
     scenarios,
